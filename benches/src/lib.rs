@@ -1,0 +1,1 @@
+//! Wattle benchmarks: criterion suites (one binary, a suite per area) and, later, the network benchmark.

@@ -1,0 +1,1 @@
+//! Exchange offers with MultiChain semantics (to be written).

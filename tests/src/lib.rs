@@ -1,0 +1,1 @@
+//! Integration tests for Wattle: each scenario is a module of the `scenarios` test binary.
