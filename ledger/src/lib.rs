@@ -23,6 +23,7 @@ pub mod params;
 pub mod permissions;
 pub mod sighash;
 pub mod state;
+pub mod testkit;
 pub mod tx;
 pub mod validate;
 
