@@ -1,0 +1,705 @@
+//! The consensus engine: a state machine the node drives with `step(view, cache, input)` and whose
+//! outputs it executes. It never blocks, never reads a clock and never touches storage: the node
+//! passes the committed state (`view`, at the main tip) and the time.
+//!
+//! What it decides (DESIGN §4):
+//! - whether a received block is valid on its own branch (judged on an overlay of that branch's
+//!   state) and the verdict for gossip (Accept / Ignore / Reject);
+//! - fork choice: the heaviest valid branch, equal weight → the lower tip id; reorgs deeper than
+//!   `max_reorg_depth` are refused;
+//! - when this node's miner should produce (in turn after `due`, stand-ins after fallback timeouts,
+//!   never twice at a height, not before the start-up sync);
+//! - which blocks to ask peers for (sync planning).
+
+use crate::schedule;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use wattle_ledger::address::Address;
+use wattle_ledger::apply::{SignatureCache, apply_block};
+use wattle_ledger::block::{Block, BlockId};
+use wattle_ledger::chain::Chain;
+use wattle_ledger::error::BlockError;
+use wattle_ledger::state::{Changeset, LedgerView, StackedView, read};
+
+/// An opaque peer handle assigned by the node.
+pub type PeerId = u64;
+
+/// Local (not hashed) settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The address this node mines with, if it holds or may hold `mine`.
+    pub miner: Option<Address>,
+    /// Deepest reorg accepted (DESIGN default 1000 blocks).
+    pub max_reorg_depth: u32,
+    /// Blocks with an unknown parent held while their ancestors are fetched.
+    pub max_orphans: usize,
+    /// Blocks from too far in the future held for a later recheck.
+    pub max_future: usize,
+    /// The highest height this node ever signed (crash safety: never sign at or below it).
+    pub last_signed: Option<u32>,
+    /// Blocks asked for in one request.
+    pub sync_batch: u32,
+}
+
+impl Config {
+    pub fn new(miner: Option<Address>) -> Config {
+        Config {
+            miner,
+            max_reorg_depth: 1000,
+            max_orphans: 256,
+            max_future: 64,
+            last_signed: None,
+            sync_batch: 500,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Time passed.
+    Tick { now: u64 },
+    /// A block arrived from a peer (`from: Some`) or was produced here (`from: None`).
+    Block {
+        block: Arc<Block>,
+        from: Option<PeerId>,
+        now: u64,
+    },
+    /// The number of transactions waiting in the mempool.
+    Mempool { pending: usize, now: u64 },
+    /// A peer's tip.
+    PeerTip {
+        peer: PeerId,
+        height: u32,
+        tip: BlockId,
+        now: u64,
+    },
+    /// The number of connected peers that hold `connect`.
+    Peers { count: usize, now: u64 },
+}
+
+/// The gossip verdict for a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it.
+    Accept,
+    /// Cannot be judged or not useful now (state-dependent): drop, no penalty.
+    Ignore,
+    /// Faulty whatever the state: drop and penalise the sender.
+    Reject,
+}
+
+/// A block with its state changes and the weight it adds to its branch (persisted by the node so
+/// that fork choice survives a restart).
+#[derive(Clone, Debug)]
+pub struct BranchBlock {
+    pub block: Arc<Block>,
+    pub changes: Changeset,
+    pub weight: u64,
+}
+
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Make the branch ending with `apply` the main chain in ONE store write: undo `rollback`
+    /// (newest first; apply each changeset's inverse), then apply `apply` (oldest first).
+    Adopt {
+        rollback: Vec<BranchBlock>,
+        apply: Vec<BranchBlock>,
+    },
+    /// The verdict on a received block, for gossip validation.
+    Verdict {
+        id: BlockId,
+        from: Option<PeerId>,
+        verdict: Verdict,
+        reason: Option<String>,
+    },
+    /// Publish our own block (only after the `Adopt` that commits it).
+    Broadcast(Arc<Block>),
+    /// Build, sign and feed back a block at `height` on `parent` with this timestamp.
+    Produce {
+        height: u32,
+        parent: BlockId,
+        timestamp_ms: u64,
+    },
+    /// Ask a peer for its main-chain blocks from `from_height`.
+    RequestBlocks {
+        peer: PeerId,
+        from_height: u32,
+        count: u32,
+    },
+    /// Call `step(Tick)` again at this time.
+    WakeAt(u64),
+    /// A valid but refused branch (too deep a reorg), for the log.
+    Refused { id: BlockId, reason: String },
+}
+
+struct Entry {
+    block: Arc<Block>,
+    id: BlockId,
+    changes: Changeset,
+    weight: u64,
+}
+
+struct SideEntry {
+    entry: Entry,
+    parent: BlockId,
+}
+
+/// The consensus state machine of one node.
+pub struct Engine {
+    chain: Chain,
+    config: Config,
+    /// Recent main-chain blocks, oldest first; the last one is the tip the view shows.
+    main: VecDeque<Entry>,
+    main_heights: BTreeMap<BlockId, u32>,
+    side: BTreeMap<BlockId, SideEntry>,
+    /// Blocks waiting for their parent, by parent id.
+    orphans: BTreeMap<BlockId, Vec<(Arc<Block>, Option<PeerId>)>>,
+    orphan_count: usize,
+    future: Vec<(Arc<Block>, Option<PeerId>)>,
+    tip_received_ms: u64,
+    mempool_pending: usize,
+    peers: usize,
+    started_ms: u64,
+    synced: bool,
+    produce_pending: Option<u32>,
+    peer_tips: BTreeMap<PeerId, (u32, BlockId)>,
+    last_wake: Option<u64>,
+}
+
+impl Engine {
+    /// `recent`: the last main-chain blocks, oldest first, tip last (at least the tip). Reorgs
+    /// cannot reach below the oldest.
+    pub fn new(chain: Chain, config: Config, recent: Vec<BranchBlock>, now: u64) -> Engine {
+        let mut main = VecDeque::new();
+        let mut main_heights = BTreeMap::new();
+        for b in recent {
+            let id = b.block.header.id(&chain.id);
+            main_heights.insert(id, b.block.header.height);
+            main.push_back(Entry {
+                block: b.block,
+                id,
+                changes: b.changes,
+                weight: b.weight,
+            });
+        }
+        Engine {
+            chain,
+            config,
+            main,
+            main_heights,
+            side: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+            orphan_count: 0,
+            future: Vec::new(),
+            tip_received_ms: now,
+            mempool_pending: 0,
+            peers: 0,
+            started_ms: now,
+            synced: false,
+            produce_pending: None,
+            peer_tips: BTreeMap::new(),
+            last_wake: None,
+        }
+    }
+
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The main tip: (height, id).
+    pub fn tip(&self) -> (u32, BlockId) {
+        self.main
+            .back()
+            .map(|e| (e.block.header.height, e.id))
+            .unwrap_or_default()
+    }
+
+    fn tip_block(&self) -> Option<&Arc<Block>> {
+        self.main.back().map(|e| &e.block)
+    }
+
+    pub fn last_signed(&self) -> Option<u32> {
+        self.config.last_signed
+    }
+
+    /// Whether the start-up sync is over (production allowed).
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// Feeds one input; returns what the node must do, in order.
+    pub fn step<V: LedgerView + ?Sized, C: SignatureCache>(
+        &mut self,
+        view: &V,
+        cache: &C,
+        input: Input,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        let now = match input {
+            Input::Tick { now } => {
+                self.recheck_future(view, cache, now, &mut out);
+                now
+            }
+            Input::Block { block, from, now } => {
+                self.handle_block(view, cache, block, from, now, &mut out);
+                now
+            }
+            Input::Mempool { pending, now } => {
+                self.mempool_pending = pending;
+                now
+            }
+            Input::PeerTip {
+                peer,
+                height,
+                tip,
+                now,
+            } => {
+                self.handle_peer_tip(peer, height, tip, &mut out);
+                now
+            }
+            Input::Peers { count, now } => {
+                self.peers = count;
+                now
+            }
+        };
+        self.update_synced(now);
+        // Production is judged on the state the node will have after executing `out`; an Adopt
+        // in `out` changes the tip, so wait for the next step in that case.
+        if !out.iter().any(|o| matches!(o, Output::Adopt { .. })) {
+            self.maybe_produce(view, now, &mut out);
+        } else {
+            out.push(Output::WakeAt(now));
+            self.last_wake = Some(now);
+        }
+        out
+    }
+
+    fn update_synced(&mut self, now: u64) {
+        if self.synced {
+            return;
+        }
+        let grace = 2 * self.chain.params.fallback_timeout_ms;
+        let (tip_h, _) = self.tip();
+        let caught_up =
+            !self.peer_tips.is_empty() && self.peer_tips.values().all(|(h, _)| *h <= tip_h);
+        if caught_up || now >= self.started_ms.saturating_add(grace) {
+            self.synced = true;
+        }
+    }
+
+    fn handle_peer_tip(&mut self, peer: PeerId, height: u32, tip: BlockId, out: &mut Vec<Output>) {
+        let known = self.main_heights.contains_key(&tip) || self.side.contains_key(&tip);
+        let previous = self.peer_tips.insert(peer, (height, tip));
+        if known || previous == Some((height, tip)) {
+            return;
+        }
+        let (tip_h, _) = self.tip();
+        let from_height = if height > tip_h {
+            tip_h + 1
+        } else {
+            height.saturating_sub(32).max(1)
+        };
+        let count = (height.saturating_sub(from_height) + 1).min(self.config.sync_batch);
+        out.push(Output::RequestBlocks {
+            peer,
+            from_height,
+            count,
+        });
+    }
+
+    fn handle_block<V: LedgerView + ?Sized, C: SignatureCache>(
+        &mut self,
+        view: &V,
+        cache: &C,
+        block: Arc<Block>,
+        from: Option<PeerId>,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let id = block.header.id(&self.chain.id);
+        if self.main_heights.contains_key(&id) || self.side.contains_key(&id) {
+            out.push(Output::Verdict {
+                id,
+                from,
+                verdict: Verdict::Ignore,
+                reason: Some("already known".into()),
+            });
+            return;
+        }
+        if !block.header.signature_is_valid(&self.chain.id) {
+            out.push(Output::Verdict {
+                id,
+                from,
+                verdict: Verdict::Reject,
+                reason: Some("bad block signature".into()),
+            });
+            return;
+        }
+        if block.header.timestamp_ms > now.saturating_add(self.chain.params.max_future_drift_ms) {
+            if self.future.len() < self.config.max_future {
+                self.future.push((block, from));
+            }
+            out.push(Output::Verdict {
+                id,
+                from,
+                verdict: Verdict::Ignore,
+                reason: Some("timestamp too far ahead; held".into()),
+            });
+            return;
+        }
+        let parent = block.header.prev;
+        if !self.main_heights.contains_key(&parent) && !self.side.contains_key(&parent) {
+            self.hold_orphan(block, from, out);
+            return;
+        }
+        let mut queue = vec![(block, from)];
+        while let Some((b, f)) = queue.pop() {
+            let bid = b.header.id(&self.chain.id);
+            if self.main_heights.contains_key(&bid) || self.side.contains_key(&bid) {
+                continue;
+            }
+            if self.connect_block(view, cache, b, f, now, out) {
+                if let Some(children) = self.orphans.remove(&bid) {
+                    self.orphan_count -= children.len();
+                    queue.extend(children);
+                }
+            }
+        }
+    }
+
+    fn hold_orphan(&mut self, block: Arc<Block>, from: Option<PeerId>, out: &mut Vec<Output>) {
+        let id = block.header.id(&self.chain.id);
+        let height = block.header.height;
+        if self.orphan_count < self.config.max_orphans {
+            self.orphans
+                .entry(block.header.prev)
+                .or_default()
+                .push((block, from));
+            self.orphan_count += 1;
+        }
+        out.push(Output::Verdict {
+            id,
+            from,
+            verdict: Verdict::Ignore,
+            reason: Some("unknown parent".into()),
+        });
+        if let Some(peer) = from {
+            let (tip_h, _) = self.tip();
+            let from_height = if height > tip_h + 1 {
+                tip_h + 1
+            } else {
+                height.saturating_sub(32).max(1)
+            };
+            let count = (height.saturating_sub(from_height) + 1).min(self.config.sync_batch);
+            out.push(Output::RequestBlocks {
+                peer,
+                from_height,
+                count,
+            });
+        }
+    }
+
+    /// The chain of side entries from `id` back to the main chain: (fork height, side ids oldest
+    /// first). `None` if it does not reach the main chain.
+    fn side_path(&self, mut id: BlockId) -> Option<(u32, Vec<BlockId>)> {
+        let mut path = Vec::new();
+        loop {
+            if let Some(h) = self.main_heights.get(&id) {
+                path.reverse();
+                return Some((*h, path));
+            }
+            let entry = self.side.get(&id)?;
+            path.push(id);
+            id = entry.parent;
+        }
+    }
+
+    /// Validates a block whose parent is known, files it, and runs fork choice. Returns whether
+    /// it was valid.
+    fn connect_block<V: LedgerView + ?Sized, C: SignatureCache>(
+        &mut self,
+        view: &V,
+        cache: &C,
+        block: Arc<Block>,
+        from: Option<PeerId>,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        let id = block.header.id(&self.chain.id);
+        let Some((fork_h, side_ids)) = self.side_path(block.header.prev) else {
+            out.push(Output::Verdict {
+                id,
+                from,
+                verdict: Verdict::Ignore,
+                reason: Some("parent branch pruned".into()),
+            });
+            return false;
+        };
+        let (tip_h, _) = self.tip();
+        if tip_h - fork_h > self.config.max_reorg_depth {
+            out.push(Output::Refused {
+                id,
+                reason: format!("fork point {fork_h} is deeper than max-reorg-depth"),
+            });
+            out.push(Output::Verdict {
+                id,
+                from,
+                verdict: Verdict::Ignore,
+                reason: Some("reorg too deep".into()),
+            });
+            return false;
+        }
+        let result = {
+            let mut branch = StackedView::new(view);
+            for e in self
+                .main
+                .iter()
+                .rev()
+                .take_while(|e| e.block.header.height > fork_h)
+            {
+                branch.push(&e.changes.inverse());
+            }
+            for sid in &side_ids {
+                if let Some(s) = self.side.get(sid) {
+                    branch.push(&s.entry.changes);
+                }
+            }
+            self.judge(&branch, cache, &block)
+        };
+        match result {
+            Ok((changes, weight)) => {
+                out.push(Output::Verdict {
+                    id,
+                    from,
+                    verdict: Verdict::Accept,
+                    reason: None,
+                });
+                let parent = block.header.prev;
+                self.side.insert(
+                    id,
+                    SideEntry {
+                        entry: Entry {
+                            block,
+                            id,
+                            changes,
+                            weight,
+                        },
+                        parent,
+                    },
+                );
+                self.fork_choice(id, from.is_none(), now, out);
+                true
+            }
+            Err(e) => {
+                let verdict = if e.is_stateless() {
+                    Verdict::Reject
+                } else {
+                    Verdict::Ignore
+                };
+                out.push(Output::Verdict {
+                    id,
+                    from,
+                    verdict,
+                    reason: Some(e.to_string()),
+                });
+                false
+            }
+        }
+    }
+
+    /// Applies the block to its branch's state and weighs it.
+    fn judge<V: LedgerView + ?Sized, C: SignatureCache>(
+        &self,
+        branch: &V,
+        cache: &C,
+        block: &Block,
+    ) -> Result<(Changeset, u64), BlockError> {
+        let changes = apply_block(branch, block, &self.chain, cache)?;
+        let parent_signer = self.signer_of(&block.header.prev).unwrap_or_default();
+        let order = schedule::order(branch, &self.chain, block.header.height, &parent_signer)?;
+        Ok((
+            changes,
+            schedule::block_weight(&order, &block.header.miner.address()),
+        ))
+    }
+
+    fn signer_of(&self, id: &BlockId) -> Option<Address> {
+        if let Some(s) = self.side.get(id) {
+            return Some(s.entry.block.header.miner.address());
+        }
+        let h = self.main_heights.get(id)?;
+        self.main
+            .iter()
+            .find(|e| e.block.header.height == *h)
+            .map(|e| e.block.header.miner.address())
+    }
+
+    /// Switches to the branch ending at side entry `id` if it is heavier than the main chain
+    /// above their fork point (equal weight: the lower tip id wins).
+    fn fork_choice(&mut self, id: BlockId, own: bool, now: u64, out: &mut Vec<Output>) {
+        let Some((fork_h, path)) = self.side_path(id) else {
+            return;
+        };
+        let side_weight: u64 = path
+            .iter()
+            .filter_map(|i| self.side.get(i))
+            .map(|s| s.entry.weight)
+            .sum();
+        let main_weight: u64 = self
+            .main
+            .iter()
+            .filter(|e| e.block.header.height > fork_h)
+            .map(|e| e.weight)
+            .sum();
+        let (_, tip_id) = self.tip();
+        let better = side_weight > main_weight || (side_weight == main_weight && id < tip_id);
+        if !better {
+            return;
+        }
+        let mut rollback = Vec::new();
+        while self
+            .main
+            .back()
+            .is_some_and(|e| e.block.header.height > fork_h)
+        {
+            let Some(e) = self.main.pop_back() else { break };
+            self.main_heights.remove(&e.id);
+            let parent = e.block.header.prev;
+            rollback.push(BranchBlock {
+                block: e.block.clone(),
+                changes: e.changes.clone(),
+                weight: e.weight,
+            });
+            self.side.insert(e.id, SideEntry { entry: e, parent });
+        }
+        let mut apply = Vec::new();
+        for sid in path {
+            if let Some(s) = self.side.remove(&sid) {
+                apply.push(BranchBlock {
+                    block: s.entry.block.clone(),
+                    changes: s.entry.changes.clone(),
+                    weight: s.entry.weight,
+                });
+                self.main_heights.insert(sid, s.entry.block.header.height);
+                self.main.push_back(s.entry);
+            }
+        }
+        let tip_block = self.tip_block().cloned();
+        out.push(Output::Adopt { rollback, apply });
+        if own && let Some(b) = tip_block {
+            out.push(Output::Broadcast(b));
+        }
+        self.tip_received_ms = now;
+        self.produce_pending = None;
+        self.prune();
+    }
+
+    fn prune(&mut self) {
+        let keep = self.config.max_reorg_depth as usize + 1;
+        while self.main.len() > keep {
+            if let Some(e) = self.main.pop_front() {
+                self.main_heights.remove(&e.id);
+            }
+        }
+        let (tip_h, _) = self.tip();
+        let floor = tip_h.saturating_sub(self.config.max_reorg_depth);
+        self.side.retain(|_, s| s.entry.block.header.height > floor);
+    }
+
+    fn recheck_future<V: LedgerView + ?Sized, C: SignatureCache>(
+        &mut self,
+        view: &V,
+        cache: &C,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let drift = self.chain.params.max_future_drift_ms;
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
+            .into_iter()
+            .partition(|(b, _)| b.header.timestamp_ms <= now.saturating_add(drift));
+        self.future = wait;
+        for (b, f) in ready {
+            self.handle_block(view, cache, b, f, now, out);
+        }
+    }
+
+    /// Whether and when this node's miner signs the next block.
+    fn maybe_produce<V: LedgerView + ?Sized>(&mut self, view: &V, now: u64, out: &mut Vec<Output>) {
+        let mut wake: Option<u64> = self
+            .future
+            .iter()
+            .map(|(b, _)| {
+                b.header
+                    .timestamp_ms
+                    .saturating_sub(self.chain.params.max_future_drift_ms)
+            })
+            .min();
+        if let Some(at) = self.production_time(view, now) {
+            if at <= now {
+                let (tip_h, tip_id) = self.tip();
+                let parent_ts = self.tip_block().map(|b| b.header.timestamp_ms).unwrap_or(0);
+                out.push(Output::Produce {
+                    height: tip_h + 1,
+                    parent: tip_id,
+                    timestamp_ms: now.max(parent_ts + 1),
+                });
+                self.produce_pending = Some(tip_h + 1);
+                self.config.last_signed = Some(tip_h + 1);
+            } else {
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+        }
+        if !self.synced {
+            let end = self
+                .started_ms
+                .saturating_add(2 * self.chain.params.fallback_timeout_ms);
+            wake = Some(wake.map_or(end, |w| w.min(end)));
+        }
+        if let Some(w) = wake
+            && self.last_wake != Some(w)
+        {
+            out.push(Output::WakeAt(w));
+            self.last_wake = Some(w);
+        }
+    }
+
+    /// The time this node's miner may sign the next block, if it may at all.
+    fn production_time<V: LedgerView + ?Sized>(&self, view: &V, _now: u64) -> Option<u64> {
+        let me = self.config.miner?;
+        let (tip_h, _) = self.tip();
+        let height = tip_h + 1;
+        if !self.synced
+            || self.produce_pending == Some(height)
+            || self.config.last_signed.is_some_and(|l| l >= height)
+        {
+            return None;
+        }
+        let tip = self.tip_block()?;
+        let order = schedule::order(view, &self.chain, height, &tip.header.miner.address()).ok()?;
+        let rank = order.iter().position(|m| *m == me)?;
+        if self.peers == 0 && order.len() > 1 {
+            return None;
+        }
+        Some(schedule::may_sign_at(
+            &self.chain,
+            self.tip_received_ms,
+            self.mempool_pending > 0,
+            rank,
+        ))
+    }
+
+    /// Whether a block is on the main chain.
+    pub fn is_main(&self, id: &BlockId) -> bool {
+        self.main_heights.contains_key(id)
+    }
+
+    /// The main-chain height of the state `view` must show; the node checks it matches.
+    pub fn expected_tip(&self) -> (u32, BlockId) {
+        self.tip()
+    }
+
+    /// Checks the node's view matches the engine's tip (a mismatch means a failed store write).
+    pub fn view_matches<V: LedgerView + ?Sized>(&self, view: &V) -> bool {
+        matches!(read::tip(view), Ok(Some(t)) if (t.height, t.id) == self.tip())
+    }
+}
