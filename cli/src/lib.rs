@@ -1,1 +1,6 @@
-//! `wattle-cli` (a JSON-RPC client following multichain-cli conventions) and `wattle-util` (chain creation) (built in the CLI issue).
+//! `wattle-cli` (a JSON-RPC client following multichain-cli conventions) and `wattle-util`
+//! (chain creation).
+
+pub mod convert;
+pub mod http;
+pub mod util;

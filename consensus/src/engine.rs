@@ -161,7 +161,8 @@ pub struct Engine {
     peers: usize,
     started_ms: u64,
     synced: bool,
-    produce_pending: Option<u32>,
+    /// The height we asked the node to produce at, and when (retried after a fallback timeout).
+    produce_pending: Option<(u32, u64)>,
     peer_tips: BTreeMap<PeerId, (u32, BlockId)>,
     last_wake: Option<u64>,
 }
@@ -474,6 +475,11 @@ impl Engine {
                     verdict: Verdict::Accept,
                     reason: None,
                 });
+                if from.is_none() {
+                    // Crash safety: never sign again at this height or below.
+                    let h = block.header.height;
+                    self.config.last_signed = Some(self.config.last_signed.map_or(h, |l| l.max(h)));
+                }
                 let parent = block.header.prev;
                 self.side.insert(
                     id,
@@ -643,8 +649,7 @@ impl Engine {
                     parent: tip_id,
                     timestamp_ms: now.max(parent_ts + 1),
                 });
-                self.produce_pending = Some(tip_h + 1);
-                self.config.last_signed = Some(tip_h + 1);
+                self.produce_pending = Some((tip_h + 1, now));
             } else {
                 wake = Some(wake.map_or(at, |w| w.min(at)));
             }
@@ -664,14 +669,16 @@ impl Engine {
     }
 
     /// The time this node's miner may sign the next block, if it may at all.
-    fn production_time<V: LedgerView + ?Sized>(&self, view: &V, _now: u64) -> Option<u64> {
+    fn production_time<V: LedgerView + ?Sized>(&self, view: &V, now: u64) -> Option<u64> {
         let me = self.config.miner?;
         let (tip_h, _) = self.tip();
         let height = tip_h + 1;
-        if !self.synced
-            || self.produce_pending == Some(height)
-            || self.config.last_signed.is_some_and(|l| l >= height)
-        {
+        // A produced block that never came back valid is retried after a fallback timeout.
+        let retry = self.chain.params.fallback_timeout_ms;
+        let pending = self
+            .produce_pending
+            .is_some_and(|(h, at)| h == height && now < at.saturating_add(retry));
+        if !self.synced || pending || self.config.last_signed.is_some_and(|l| l >= height) {
             return None;
         }
         let tip = self.tip_block()?;

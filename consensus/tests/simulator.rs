@@ -250,3 +250,13 @@ fn the_same_seed_gives_the_same_final_state() {
     assert_eq!(a.live_tips(), b.live_tips());
     assert_eq!(a.nodes[0].state.state_hash(), b.nodes[0].state.state_hash());
 }
+
+#[test]
+fn a_lone_miner_builds_on_its_genesis_block() {
+    let t = TestChain::new();
+    let genesis = vec![Arc::new(t.genesis.clone())];
+    let mut sim = Sim::new(5, &t, &genesis, vec![t.admin.clone()], NetConfig::default());
+    sim.run_for(25_000);
+    let (height, _) = sim.live_tips()[0];
+    assert!(height >= 2, "no blocks on top of genesis (height {height})");
+}

@@ -75,7 +75,7 @@ impl fmt::Debug for Amount {
 
 /// Whether a multiple (1 / smallest unit) is allowed: it must divide 10^8.
 pub fn is_valid_multiple(multiple: u32) -> bool {
-    multiple >= 1 && multiple <= MAX_MULTIPLE && MAX_MULTIPLE % multiple == 0
+    (1..=MAX_MULTIPLE).contains(&multiple) && MAX_MULTIPLE.is_multiple_of(multiple)
 }
 
 /// How a display quantity becomes raw units.
@@ -218,7 +218,10 @@ pub fn multiple_from_smallest_unit(text: &str) -> Result<u32, QuantityError> {
     let as_raw = parse_quantity(text, MAX_MULTIPLE, Rounding::Exact)
         .map_err(|_| QuantityError::BadMultiple)?;
     let n = as_raw.raw();
-    if dec.int_digits.len() > 1 || n == 0 || n > MAX_MULTIPLE as u64 || MAX_MULTIPLE as u64 % n != 0
+    if dec.int_digits.len() > 1
+        || n == 0
+        || n > MAX_MULTIPLE as u64
+        || !(MAX_MULTIPLE as u64).is_multiple_of(n)
     {
         return Err(QuantityError::BadMultiple);
     }

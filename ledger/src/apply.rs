@@ -96,7 +96,12 @@ fn write_tx<V: LedgerView + ?Sized>(
             StateValue::Utxo(utxo),
         );
     }
-    for op in &tx.ops {
+    // The issue op goes first, so that its issuers are judged on the state S7 judged, before a
+    // grant or revoke of this same transaction changes them (otherwise a transaction `validate`
+    // accepts could fail here). It writes no permission those ops can name, so nothing else moves.
+    let (issue_ops, permission_ops): (Vec<&Op>, Vec<&Op>) =
+        tx.ops.iter().partition(|op| op.is_issue());
+    for op in issue_ops.into_iter().chain(permission_ops) {
         match op {
             Op::IssueAsset(issue) => write_new_asset(state, issue, txid, checked, ctx)?,
             Op::IssueMore {

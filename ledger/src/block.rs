@@ -37,6 +37,13 @@ impl BlockHeader {
     /// `H("WATTLE/BLOCK/1" ‖ chain id ‖ encode(header without signature))`. The genesis block's
     /// own id is computed with the zero chain id (it *is* the chain id).
     pub fn id(&self, chain: &ChainId) -> BlockId {
+        // The genesis block (height 0) is always hashed with the zero chain id: its id *is* the
+        // chain id, so it cannot depend on it.
+        let chain = if self.height == 0 {
+            &Hash256::ZERO
+        } else {
+            chain
+        };
         let unsigned = (
             self.version,
             self.height,

@@ -267,6 +267,16 @@ impl<'a, V: LedgerView + ?Sized> Overlay<'a, V> {
         }
     }
 
+    /// An overlay that starts with earlier writes (e.g. the mempool's accumulated effects).
+    pub fn with_writes(base: &'a V, writes: BTreeMap<StateKey, Option<StateValue>>) -> Self {
+        Overlay { base, writes }
+    }
+
+    /// The pending writes, to keep them beyond the borrow of the base.
+    pub fn into_writes(self) -> BTreeMap<StateKey, Option<StateValue>> {
+        self.writes
+    }
+
     pub fn put(&mut self, key: StateKey, value: StateValue) {
         self.writes.insert(key, Some(value));
     }

@@ -13,7 +13,9 @@ use wattle_ledger::sighash;
 use wattle_ledger::testkit::{key, unsigned_input};
 use wattle_ledger::tx::{OutPoint, Output, TX_VERSION};
 use wattle_ledger::validate;
-use wattle_ledger::{Amount, Block, Chain, ChainParams, Transaction, apply_genesis, genesis_block};
+use wattle_ledger::{
+    Amount, Block, Chain, ChainParams, Signature, Transaction, apply_genesis, genesis_block,
+};
 
 const GENESIS_TIMESTAMP_MS: u64 = 1_700_000_000_000;
 const BLOCK_TIMESTAMP_MS: u64 = 1_700_000_001_000;
@@ -104,6 +106,19 @@ fn unhex(text: &str) -> Vec<u8> {
     hex::decode(text).expect("golden constants are hex")
 }
 
+/// `H("WATTLE/BLOCK/1" ‖ chain id ‖ header bytes without the signature)`, straight from the
+/// encoded block: the header is encoded first and its signature (64 bytes) is its last field.
+fn id_from_block_bytes(bytes: &[u8], chain_id: &Hash256) -> String {
+    let block: Block = codec::decode(bytes).expect("decodes");
+    let header_len = codec::encoded_len(&block.header);
+    let unsigned = &bytes[..header_len - 64];
+    assert_eq!(
+        &bytes[header_len - 64..header_len],
+        &block.header.signature.0[..]
+    );
+    Hash256::tagged(b"WATTLE/BLOCK/1", &[&chain_id.0, unsigned]).to_hex()
+}
+
 /// Decoding `bytes` with one byte appended, or with the last byte cut off, fails with a codec
 /// error; so does every shorter prefix down to a handful of bytes.
 fn assert_strict<T>(bytes: &[u8])
@@ -189,6 +204,8 @@ fn genesis_vector() {
     assert_eq!(decoded, g);
     assert_eq!(decoded.encode(), bytes);
     assert_eq!(codec::decode_hex::<Block>(GENESIS_HEX), Ok(g));
+    // The id follows the documented formula over the pinned bytes (zero chain id for genesis).
+    assert_eq!(id_from_block_bytes(&bytes, &Hash256::ZERO), GENESIS_ID);
     // The decoded block is still a valid genesis for these parameters.
     let (chain, _) = apply_genesis(&params(), &decoded).expect("decoded genesis is valid");
     assert_eq!(chain.id.to_hex(), GENESIS_ID);
@@ -205,6 +222,20 @@ fn transaction_vector() {
     // Both signatures verify strictly for this chain.
     assert_eq!(validate::check_stateless(&tx, &chain), Ok(()));
     assert_eq!(validate::check_signatures(&tx, &chain), Ok(()));
+    // Each signature verifies against the documented ALL sighash, recomputed here from scratch:
+    // H("WATTLE/SIGHASH/1" ‖ chain id ‖ 0x01 ‖ encode(tx with every signature zeroed)).
+    let mut blank = tx.clone();
+    for input in &mut blank.inputs {
+        input.signature = Signature::default();
+    }
+    let message = Hash256::tagged(
+        b"WATTLE/SIGHASH/1",
+        &[&chain.id.0, &[0x01], &blank.encode()],
+    );
+    for input in &tx.inputs {
+        assert_eq!(input.sighash, 0x01);
+        assert!(input.pubkey.verify(&message.0, &input.signature));
+    }
     // Round trip.
     let bytes = unhex(TX_HEX);
     let decoded: Transaction = codec::decode(&bytes).expect("the transaction vector decodes");
@@ -233,6 +264,7 @@ fn block_vector() {
     assert_eq!(decoded.encode(), bytes);
     assert_eq!(decoded.header.id(&chain.id).to_hex(), BLOCK_ID);
     assert_eq!(decoded.txs[0].to_hex(), TX_HEX);
+    assert_eq!(id_from_block_bytes(&bytes, &chain.id), BLOCK_ID);
     // The block id depends on the chain id: the same header on another chain has another id.
     assert_ne!(block.header.id(&Hash256::ZERO).to_hex(), BLOCK_ID);
 }

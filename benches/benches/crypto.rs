@@ -1,0 +1,19 @@
+//! `crypto/*`: the raw primitives the ledger's throughput is bounded by.
+
+use criterion::Criterion;
+use ed25519_dalek::{Signer, SigningKey};
+use std::hint::black_box;
+
+pub fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("crypto");
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let public = key.verifying_key();
+    // The size of a sighash, which is what every input signs.
+    let message = [0x5a_u8; 32];
+    let signature = key.sign(&message);
+    assert!(public.verify_strict(&message, &signature).is_ok());
+    group.bench_function("ed25519_verify_strict", |b| {
+        b.iter(|| black_box(&public).verify_strict(black_box(&message), black_box(&signature)))
+    });
+    group.finish();
+}

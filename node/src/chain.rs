@@ -1,0 +1,794 @@
+//! The chain actor: the only writer of the store. It owns the consensus engine, the mempool and
+//! the wallet, executes the engine's outputs, answers peers, and runs the closures that RPC
+//! handlers send it (one at a time, so every command sees one consistent state).
+//!
+//! Actions that talk to the network are queued in `outbox` by the synchronous state methods and
+//! sent by the actor loop right after, in order; a block is published only after the store write
+//! that commits it.
+
+use crate::mempool::{Mempool, MempoolError};
+use crate::network::{
+    ChannelId, NetEvent, NetworkHandle, Request, Response, Verdict as NetVerdict,
+};
+use crate::store::Store;
+use crate::wallet::{Coin, Wallet};
+use libp2p::PeerId;
+use libp2p::gossipsub::MessageId;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use wattle_consensus::{BranchBlock, Engine, Input, Output, Verdict};
+use wattle_ledger::address::Address;
+use wattle_ledger::block::{Block, BlockId};
+use wattle_ledger::chain::Chain;
+use wattle_ledger::codec;
+use wattle_ledger::permissions::{GlobalPerm, Permission};
+use wattle_ledger::state::{StateKey, StateValue, read};
+use wattle_ledger::tx::{OutPoint, Transaction, Txid};
+use wattle_ledger::validate;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Something to send to the network after the current step.
+#[derive(Debug)]
+pub enum Action {
+    PublishTx(Vec<u8>),
+    PublishBlock(Vec<u8>),
+    Report(MessageId, PeerId, NetVerdict),
+    RequestStatus(PeerId),
+    RequestBlocks(PeerId, u32, u32),
+    Respond(ChannelId, Response),
+    SetPermitted(PeerId, bool),
+}
+
+/// What the node knows of a connected peer.
+#[derive(Clone, Debug)]
+pub struct PeerState {
+    pub handle: u64,
+    pub address: Address,
+    pub inbound: bool,
+    pub permitted: bool,
+    pub since: Instant,
+    pub tip_height: Option<u32>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    pub blocks_committed: u64,
+    pub txs_committed: u64,
+    pub txs_accepted: u64,
+    pub txs_rejected: u64,
+    pub reorgs: u64,
+    /// Confirmation latency of our own submissions (ms), as a histogram of bucket upper bounds.
+    pub confirm_buckets: Vec<(u64, u64)>,
+    pub confirm_count: u64,
+    pub confirm_sum_ms: u64,
+}
+
+const CONFIRM_BOUNDS: [u64; 10] = [50, 100, 200, 300, 500, 1000, 2000, 5000, 10000, u64::MAX];
+
+impl Metrics {
+    fn observe_confirmation(&mut self, ms: u64) {
+        if self.confirm_buckets.is_empty() {
+            self.confirm_buckets = CONFIRM_BOUNDS.iter().map(|b| (*b, 0)).collect();
+        }
+        for (bound, count) in &mut self.confirm_buckets {
+            if ms <= *bound {
+                *count += 1;
+            }
+        }
+        self.confirm_count += 1;
+        self.confirm_sum_ms += ms;
+    }
+}
+
+/// Static facts about this node, for getinfo.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub port: u16,
+    pub rpc_port: u16,
+    pub external_ip: String,
+    pub params_toml: String,
+}
+
+/// Everything the chain actor owns.
+pub struct NodeState {
+    pub chain: Chain,
+    pub store: Arc<Store>,
+    pub engine: Engine,
+    pub mempool: Mempool,
+    pub wallet: Wallet,
+    pub info: NodeInfo,
+    pub peers: BTreeMap<PeerId, PeerState>,
+    pub metrics: Metrics,
+    pub conflicted: HashSet<Txid>,
+    /// Our own submissions awaiting their first confirmation: txid → submit time.
+    pub submitted: HashMap<Txid, Instant>,
+    pub outbox: Vec<Action>,
+    pub stop_requested: bool,
+    pub fatal: Option<String>,
+    pub wake: Option<u64>,
+    peer_by_handle: BTreeMap<u64, PeerId>,
+    next_handle: u64,
+    gossip_blocks: HashMap<BlockId, (MessageId, PeerId)>,
+    inputs: VecDeque<Input>,
+}
+
+impl NodeState {
+    pub fn new(
+        chain: Chain,
+        store: Arc<Store>,
+        engine: Engine,
+        wallet: Wallet,
+        info: NodeInfo,
+        mempool_max: usize,
+    ) -> NodeState {
+        NodeState {
+            chain,
+            store,
+            engine,
+            mempool: Mempool::new(mempool_max),
+            wallet,
+            info,
+            peers: BTreeMap::new(),
+            metrics: Metrics::default(),
+            conflicted: HashSet::new(),
+            submitted: HashMap::new(),
+            outbox: Vec::new(),
+            stop_requested: false,
+            fatal: None,
+            wake: None,
+            peer_by_handle: BTreeMap::new(),
+            next_handle: 1,
+            gossip_blocks: HashMap::new(),
+            inputs: VecDeque::new(),
+        }
+    }
+
+    /// Tip height of the committed chain.
+    pub fn height(&self) -> u32 {
+        self.engine.tip().0
+    }
+
+    pub fn permitted_peers(&self) -> usize {
+        self.peers.values().filter(|p| p.permitted).count()
+    }
+
+    /// Whether `address` holds `perm` for the next block.
+    pub fn holds(&self, address: &Address, perm: Permission) -> bool {
+        let view = self.mempool.view(&*self.store);
+        validate::holds(&view, &self.chain, address, perm, self.height() + 1).unwrap_or(false)
+    }
+
+    // ------------------------------------------------------------------ engine
+
+    /// Feeds an input to the engine and executes everything that follows from it.
+    pub fn step(&mut self, input: Input) {
+        self.inputs.push_back(input);
+        while let Some(input) = self.inputs.pop_front() {
+            if self.fatal.is_some() {
+                return;
+            }
+            let outputs = self
+                .engine
+                .step(&*self.store, &self.mempool.verified, input);
+            for output in outputs {
+                self.execute(output);
+            }
+        }
+    }
+
+    fn execute(&mut self, output: Output) {
+        match output {
+            Output::Adopt { rollback, apply } => self.adopt(rollback, apply),
+            Output::Verdict {
+                id,
+                verdict,
+                reason,
+                ..
+            } => self.report_block(id, verdict, reason),
+            Output::Broadcast(block) => self.outbox.push(Action::PublishBlock(block.encode())),
+            Output::Produce {
+                height,
+                parent,
+                timestamp_ms,
+            } => self.produce(height, parent, timestamp_ms),
+            Output::RequestBlocks {
+                peer,
+                from_height,
+                count,
+            } => {
+                if let Some(p) = self.peer_by_handle.get(&peer) {
+                    self.outbox
+                        .push(Action::RequestBlocks(*p, from_height, count));
+                }
+            }
+            Output::WakeAt(at) => self.wake = Some(at),
+            Output::Refused { id, reason } => {
+                tracing::warn!(block = %id, "branch refused: {reason}")
+            }
+        }
+    }
+
+    fn report_block(&mut self, id: BlockId, verdict: Verdict, reason: Option<String>) {
+        if verdict != Verdict::Accept {
+            tracing::debug!(block = %id, ?verdict, reason = reason.as_deref().unwrap_or(""), "block not accepted");
+        }
+        if let Some((msg_id, peer)) = self.gossip_blocks.remove(&id) {
+            let v = match verdict {
+                Verdict::Accept => NetVerdict::Accept,
+                Verdict::Ignore => NetVerdict::Ignore,
+                Verdict::Reject => NetVerdict::Reject,
+            };
+            self.outbox.push(Action::Report(msg_id, peer, v));
+        }
+    }
+
+    fn adopt(&mut self, rollback: Vec<BranchBlock>, apply: Vec<BranchBlock>) {
+        if let Err(e) = self.store.adopt(&rollback, &apply) {
+            tracing::error!("store write failed, stopping: {e}");
+            self.fatal = Some(format!("store write failed: {e}"));
+            return;
+        }
+        if !rollback.is_empty() {
+            self.metrics.reorgs += 1;
+            tracing::warn!(depth = rollback.len(), "reorganisation");
+        }
+        // Crash safety: record the highest height we signed before the block is broadcast (the
+        // Broadcast output follows this Adopt).
+        let me = self.wallet.identity().address();
+        if let Some(h) = apply
+            .iter()
+            .filter(|b| b.block.header.miner.address() == me)
+            .map(|b| b.block.header.height)
+            .max()
+            && let Err(e) = self
+                .store
+                .meta_put(crate::store::meta::LAST_SIGNED, &h.to_le_bytes())
+        {
+            self.fatal = Some(format!("store write failed: {e}"));
+            return;
+        }
+        let mut included = HashSet::new();
+        for b in &apply {
+            self.metrics.blocks_committed += 1;
+            self.metrics.txs_committed += b.block.txs.len() as u64;
+            for tx in &b.block.txs {
+                let txid = tx.txid();
+                if let Some(at) = self.submitted.remove(&txid) {
+                    self.metrics
+                        .observe_confirmation(at.elapsed().as_millis() as u64);
+                }
+                self.conflicted.remove(&txid);
+                included.insert(txid);
+            }
+            tracing::info!(
+                height = b.block.header.height,
+                txs = b.block.txs.len(),
+                "block committed"
+            );
+        }
+        let returned: Vec<Transaction> = rollback
+            .iter()
+            .rev()
+            .flat_map(|b| b.block.txs.iter().cloned())
+            .collect();
+        let height = self.height();
+        for (txid, reason) in
+            self.mempool
+                .rebuild(&*self.store, &self.chain, height, returned, &included)
+        {
+            tracing::info!(%txid, "transaction conflicted: {reason}");
+            self.conflicted.insert(txid);
+        }
+        let store = self.store.clone();
+        if let Err(e) = self
+            .wallet
+            .forget_spent(|o| read::utxo(&*store, o).ok().flatten().is_some())
+        {
+            tracing::warn!("cannot update wallet locks: {e}");
+        }
+        self.recheck_peers();
+        let pending = self.mempool.len();
+        self.inputs.push_back(Input::Mempool {
+            pending,
+            now: now_ms(),
+        });
+    }
+
+    fn produce(&mut self, height: u32, parent: BlockId, timestamp_ms: u64) {
+        let max = self.chain.params.maximum_block_size as usize - 4096;
+        let txs = self.mempool.block_candidates(max);
+        let key = self.wallet.identity().clone();
+        let block = Block::build(parent, height, timestamp_ms, txs, &key, &self.chain.id);
+        tracing::debug!(height, txs = block.txs.len(), "produced block");
+        self.inputs.push_back(Input::Block {
+            block: Arc::new(block),
+            from: None,
+            now: now_ms(),
+        });
+    }
+
+    /// Re-checks every peer's connect permission (after each commit and rollback).
+    fn recheck_peers(&mut self) {
+        let changes: Vec<(PeerId, bool)> = self
+            .peers
+            .iter()
+            .filter_map(|(id, p)| {
+                let allowed = self.holds(&p.address, Permission::Global(GlobalPerm::Connect));
+                (allowed != p.permitted).then_some((*id, allowed))
+            })
+            .collect();
+        for (id, allowed) in changes {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.permitted = allowed;
+            }
+            tracing::info!(peer = %id, allowed, "peer connect permission changed");
+            self.outbox.push(Action::SetPermitted(id, allowed));
+            if allowed {
+                self.outbox.push(Action::RequestStatus(id));
+            }
+        }
+        let count = self.permitted_peers();
+        self.inputs.push_back(Input::Peers {
+            count,
+            now: now_ms(),
+        });
+    }
+
+    // ------------------------------------------------------------------ transactions
+
+    /// Validates a transaction and adds it to the mempool; relays it if `relay`.
+    pub fn submit(&mut self, tx: Transaction, relay: bool) -> Result<Txid, MempoolError> {
+        let height = self.height();
+        let txid = self
+            .mempool
+            .add(&*self.store, &self.chain, height, tx.clone())?;
+        self.metrics.txs_accepted += 1;
+        self.submitted.insert(txid, Instant::now());
+        if relay {
+            self.outbox.push(Action::PublishTx(tx.encode()));
+        }
+        // Coins the transaction spends are no longer locked (MultiChain does the same).
+        let spent: Vec<OutPoint> = tx.inputs.iter().map(|i| i.prev).collect();
+        if spent.iter().any(|o| self.wallet.is_locked(o))
+            && let Err(e) = self.wallet.unlock(&spent)
+        {
+            tracing::warn!("cannot update wallet locks: {e}");
+        }
+        let pending = self.mempool.len();
+        self.step(Input::Mempool {
+            pending,
+            now: now_ms(),
+        });
+        Ok(txid)
+    }
+
+    /// Coins of `addresses` (all wallet addresses if empty) as the mempool sees them.
+    pub fn wallet_coins(
+        &self,
+        addresses: &[Address],
+        include_locked: bool,
+        min_conf: u32,
+    ) -> Vec<Coin> {
+        let wanted: HashSet<Address> = if addresses.is_empty() {
+            self.wallet.addresses().into_iter().collect()
+        } else {
+            addresses.iter().copied().collect()
+        };
+        let tip = self.height();
+        let mut coins: BTreeMap<OutPoint, Coin> = BTreeMap::new();
+        if let Ok(entries) = self.store.scan(crate::store::kind::UTXO) {
+            for (k, v) in entries {
+                if let (StateKey::Utxo(op), StateValue::Utxo(u)) = (k, v)
+                    && wanted.contains(&u.output.address)
+                {
+                    coins.insert(
+                        op,
+                        Coin {
+                            outpoint: op,
+                            output: u.output,
+                            confirmations: tip + 1 - u.height.min(tip),
+                        },
+                    );
+                }
+            }
+        }
+        for (k, v) in self.mempool.utxo_writes() {
+            match v {
+                Some(StateValue::Utxo(u)) if wanted.contains(&u.output.address) => {
+                    coins.insert(
+                        *k,
+                        Coin {
+                            outpoint: *k,
+                            output: u.output.clone(),
+                            confirmations: 0,
+                        },
+                    );
+                }
+                None => {
+                    coins.remove(k);
+                }
+                _ => {}
+            }
+        }
+        coins
+            .into_values()
+            .filter(|c| include_locked || !self.wallet.is_locked(&c.outpoint))
+            .filter(|c| c.confirmations >= min_conf)
+            .collect()
+    }
+
+    // ------------------------------------------------------------------ network events
+
+    pub fn on_net_event(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::PeerConnected {
+                peer,
+                address,
+                inbound,
+            } => self.on_peer_connected(peer, address, inbound),
+            NetEvent::PeerDisconnected { peer } => {
+                if let Some(p) = self.peers.remove(&peer) {
+                    self.peer_by_handle.remove(&p.handle);
+                }
+                let count = self.permitted_peers();
+                self.step(Input::Peers {
+                    count,
+                    now: now_ms(),
+                });
+            }
+            NetEvent::Tx {
+                peer,
+                msg_id,
+                bytes,
+            } => self.on_gossip_tx(peer, msg_id, bytes),
+            NetEvent::Block {
+                peer,
+                msg_id,
+                bytes,
+            } => self.on_gossip_block(peer, msg_id, bytes),
+            NetEvent::Request {
+                peer,
+                request,
+                channel,
+            } => self.on_request(peer, request, channel),
+        }
+    }
+
+    fn on_peer_connected(&mut self, peer: PeerId, address: Address, inbound: bool) {
+        let handle = self.next_handle;
+        self.next_handle += 1;
+        let permitted = self.holds(&address, Permission::Global(GlobalPerm::Connect));
+        let fmt = self.chain.params.address_format();
+        tracing::info!(peer = %peer, address = %fmt.encode(&address), inbound, permitted, "peer connected");
+        self.peers.insert(
+            peer,
+            PeerState {
+                handle,
+                address,
+                inbound,
+                permitted,
+                since: Instant::now(),
+                tip_height: None,
+            },
+        );
+        self.peer_by_handle.insert(handle, peer);
+        if permitted {
+            self.outbox.push(Action::SetPermitted(peer, true));
+            self.outbox.push(Action::RequestStatus(peer));
+        }
+        let count = self.permitted_peers();
+        self.step(Input::Peers {
+            count,
+            now: now_ms(),
+        });
+    }
+
+    fn on_gossip_tx(&mut self, peer: PeerId, msg_id: MessageId, bytes: Vec<u8>) {
+        let verdict = match codec::decode_with_limit::<Transaction>(
+            &bytes,
+            self.chain.params.max_std_tx_size as usize,
+        ) {
+            Err(e) => {
+                tracing::debug!(%peer, "undecodable transaction: {e}");
+                NetVerdict::Reject
+            }
+            Ok(tx) => {
+                let height = self.height();
+                match self.mempool.add(&*self.store, &self.chain, height, tx) {
+                    Ok(_) => {
+                        self.metrics.txs_accepted += 1;
+                        NetVerdict::Accept
+                    }
+                    Err(MempoolError::Invalid(e)) if e.is_stateless() => {
+                        self.metrics.txs_rejected += 1;
+                        tracing::debug!(%peer, "invalid transaction: {e}");
+                        NetVerdict::Reject
+                    }
+                    Err(_) => NetVerdict::Ignore,
+                }
+            }
+        };
+        self.outbox.push(Action::Report(msg_id, peer, verdict));
+        if verdict == NetVerdict::Accept {
+            let pending = self.mempool.len();
+            self.step(Input::Mempool {
+                pending,
+                now: now_ms(),
+            });
+        }
+    }
+
+    fn on_gossip_block(&mut self, peer: PeerId, msg_id: MessageId, bytes: Vec<u8>) {
+        let limit = self.chain.params.maximum_block_size as usize;
+        let block = match codec::decode_with_limit::<Block>(&bytes, limit) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(%peer, "undecodable block: {e}");
+                self.outbox
+                    .push(Action::Report(msg_id, peer, NetVerdict::Reject));
+                return;
+            }
+        };
+        let Some(handle) = self.peers.get(&peer).map(|p| p.handle) else {
+            self.outbox
+                .push(Action::Report(msg_id, peer, NetVerdict::Ignore));
+            return;
+        };
+        let id = block.header.id(&self.chain.id);
+        if self.gossip_blocks.len() > 4096 {
+            self.gossip_blocks.clear();
+        }
+        self.gossip_blocks.insert(id, (msg_id, peer));
+        self.step(Input::Block {
+            block: Arc::new(block),
+            from: Some(handle),
+            now: now_ms(),
+        });
+    }
+
+    /// Blocks fetched by a sync request.
+    pub fn on_blocks(&mut self, peer: PeerId, blocks: Vec<Vec<u8>>) {
+        let Some(handle) = self.peers.get(&peer).map(|p| p.handle) else {
+            return;
+        };
+        let limit = self.chain.params.maximum_block_size as usize;
+        for bytes in blocks {
+            match codec::decode_with_limit::<Block>(&bytes, limit) {
+                Ok(block) => self.step(Input::Block {
+                    block: Arc::new(block),
+                    from: Some(handle),
+                    now: now_ms(),
+                }),
+                Err(e) => {
+                    tracing::warn!(%peer, "peer sent an undecodable block: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub fn on_status(&mut self, peer: PeerId, height: u32, tip: BlockId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.tip_height = Some(height);
+        let handle = p.handle;
+        self.step(Input::PeerTip {
+            peer: handle,
+            height,
+            tip,
+            now: now_ms(),
+        });
+    }
+
+    fn on_request(&mut self, peer: PeerId, request: Request, channel: ChannelId) {
+        let permitted = self.peers.get(&peer).is_some_and(|p| p.permitted);
+        let response = match request {
+            Request::GetParams => match self.store.block_at_height(0) {
+                Ok(Some(genesis)) => Response::Params {
+                    params: self.info.params_toml.clone().into_bytes(),
+                    genesis: genesis.encode(),
+                },
+                _ => Response::Denied("no genesis".into()),
+            },
+            _ if !permitted => Response::Denied("no connect permission".into()),
+            Request::GetStatus => {
+                let (height, tip) = self.engine.tip();
+                Response::Status { height, tip: tip.0 }
+            }
+            Request::GetBlocks { from_height, count } => {
+                let mut blocks = Vec::new();
+                let mut size = 0usize;
+                let end = from_height.saturating_add(count.min(500));
+                for h in from_height..end {
+                    match self.store.block_at_height(h) {
+                        Ok(Some(b)) => {
+                            let bytes = b.encode();
+                            size += bytes.len();
+                            if size > 32 * 1024 * 1024 && !blocks.is_empty() {
+                                break;
+                            }
+                            blocks.push(bytes);
+                        }
+                        _ => break,
+                    }
+                }
+                Response::Blocks(blocks)
+            }
+        };
+        self.outbox.push(Action::Respond(channel, response));
+    }
+}
+
+/// A closure run on the chain actor.
+pub type Job = Box<dyn FnOnce(&mut NodeState) + Send>;
+
+/// The cloneable way to reach the chain actor.
+#[derive(Clone)]
+pub struct ChainHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The actor has stopped.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the node is shutting down")]
+pub struct Stopped;
+
+impl ChainHandle {
+    /// Runs `f` on the actor with exclusive access to the node state and returns its result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut NodeState) -> R + Send + 'static,
+    ) -> Result<R, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |state| {
+            let _ = tx.send(f(state));
+        });
+        self.jobs.send(job).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+/// Results of network requests, fed back into the actor.
+enum Internal {
+    Status(PeerId, u32, BlockId),
+    Blocks(PeerId, Vec<Vec<u8>>),
+}
+
+/// Runs the chain actor until `stop` is requested or a fatal error occurs. Returns the fatal
+/// error, if any.
+pub struct ChainActor {
+    state: NodeState,
+    net: NetworkHandle,
+    net_events: mpsc::Receiver<NetEvent>,
+    jobs: mpsc::Receiver<Job>,
+}
+
+impl ChainActor {
+    /// The job queue holds 1024 commands; RPC callers wait when it is full.
+    pub fn new(
+        state: NodeState,
+        net: NetworkHandle,
+        net_events: mpsc::Receiver<NetEvent>,
+    ) -> (ChainActor, ChainHandle) {
+        let (tx, rx) = mpsc::channel(1024);
+        (
+            ChainActor {
+                state,
+                net,
+                net_events,
+                jobs: rx,
+            },
+            ChainHandle { jobs: tx },
+        )
+    }
+
+    pub async fn run(mut self) -> Result<(), String> {
+        let (internal_tx, mut internal_rx) = mpsc::channel::<Internal>(1024);
+        let mut status_timer = tokio::time::interval(Duration::from_millis(1000));
+        status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.state.step(Input::Tick { now: now_ms() });
+        loop {
+            self.flush(&internal_tx).await;
+            if let Some(f) = self.state.fatal.clone() {
+                return Err(f);
+            }
+            if self.state.stop_requested {
+                return Ok(());
+            }
+            let wake = self
+                .state
+                .wake
+                .map(|w| w.saturating_sub(now_ms()))
+                .unwrap_or(60_000);
+            tokio::select! {
+                job = self.jobs.recv() => match job {
+                    Some(job) => job(&mut self.state),
+                    None => return Ok(()),
+                },
+                event = self.net_events.recv() => match event {
+                    Some(event) => self.state.on_net_event(event),
+                    None => return Err("the network task stopped".into()),
+                },
+                Some(internal) = internal_rx.recv() => match internal {
+                    Internal::Status(peer, height, tip) => self.state.on_status(peer, height, tip),
+                    Internal::Blocks(peer, blocks) => self.state.on_blocks(peer, blocks),
+                },
+                _ = tokio::time::sleep(Duration::from_millis(wake)) => {
+                    self.state.wake = None;
+                    self.state.step(Input::Tick { now: now_ms() });
+                }
+                _ = status_timer.tick() => {
+                    let peers: Vec<PeerId> = self.state.peers.iter().filter(|(_, p)| p.permitted).map(|(id, _)| *id).collect();
+                    for p in peers {
+                        self.state.outbox.push(Action::RequestStatus(p));
+                    }
+                    self.state.step(Input::Tick { now: now_ms() });
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self, internal: &mpsc::Sender<Internal>) {
+        for action in std::mem::take(&mut self.state.outbox) {
+            match action {
+                Action::PublishTx(bytes) => {
+                    let _ = self.net.publish_tx(bytes);
+                }
+                Action::PublishBlock(bytes) => {
+                    if let Err(e) = self.net.publish_block(bytes).await {
+                        tracing::debug!("block not published: {e}");
+                    }
+                }
+                Action::Report(msg_id, peer, verdict) => {
+                    let _ = self.net.report(msg_id, peer, verdict).await;
+                }
+                Action::Respond(channel, response) => {
+                    let _ = self.net.respond(channel, response).await;
+                }
+                Action::SetPermitted(peer, allowed) => {
+                    let _ = self.net.set_permitted(peer, allowed).await;
+                }
+                Action::RequestStatus(peer) => {
+                    let (net, tx) = (self.net.clone(), internal.clone());
+                    tokio::spawn(async move {
+                        if let Ok(Response::Status { height, tip }) =
+                            net.request(peer, Request::GetStatus).await
+                        {
+                            let _ = tx
+                                .send(Internal::Status(peer, height, wattle_ledger::Hash256(tip)))
+                                .await;
+                        }
+                    });
+                }
+                Action::RequestBlocks(peer, from_height, count) => {
+                    let (net, tx) = (self.net.clone(), internal.clone());
+                    tokio::spawn(async move {
+                        match net
+                            .request(peer, Request::GetBlocks { from_height, count })
+                            .await
+                        {
+                            Ok(Response::Blocks(blocks)) => {
+                                let _ = tx.send(Internal::Blocks(peer, blocks)).await;
+                            }
+                            Ok(other) => {
+                                tracing::debug!(%peer, "block request answered with {other:?}")
+                            }
+                            Err(e) => tracing::debug!(%peer, "block request failed: {e}"),
+                        }
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! `wattled`: command-line options, first start (create a chain's genesis, or join one through a
+//! seed), and the running node (store, engine, network, chain actor, RPC) until it is stopped.
+
+use crate::chain::{ChainActor, NodeInfo, NodeState, now_ms};
+use crate::datadir::{DataDir, RpcConf, write_atomic, write_private};
+use crate::network::{self, NetEvent, NetworkConfig, Request, Response};
+use crate::rpc::{self, Rpc, ServerConfig};
+use crate::store::Store;
+use crate::wallet::Wallet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use wattle_consensus::{Config as EngineConfig, Engine};
+use wattle_ledger::block::Block;
+use wattle_ledger::chain::Chain;
+use wattle_ledger::codec;
+use wattle_ledger::genesis::{apply_genesis, genesis_block};
+use wattle_ledger::params::ChainParams;
+use wattle_ledger::permissions::{GlobalPerm, Permission};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub const USAGE: &str = "Usage: wattled CHAIN[@SEED-HOST:PORT] [options]
+       wattled devnet [-datadir=DIR]
+
+Runs a Wattle node. With CHAIN alone it starts the chain created by `wattle-util create CHAIN`
+(the first run makes the genesis block) or restarts a node that joined before. With
+CHAIN@HOST:PORT it joins the chain served by that seed node: it fetches the parameters,
+prints its address and the grant command for the chain's administrator, and keeps retrying
+until it is granted connect, then syncs.
+
+Options:
+  -datadir=DIR        data directory (default ~/.wattle); the chain's files are in DIR/CHAIN/
+  -port=N             peer-to-peer port (default: default-network-port of the chain)
+  -rpcport=N          JSON-RPC port (default: rpcport in wattle.conf, else default-rpc-port)
+  -bind=IP            peer-to-peer listening address (default 127.0.0.1)
+  -rpcallowip=IP      also accept JSON-RPC from other hosts (binds 0.0.0.0)
+  -externalip=IP      address shown in nodeaddress (default 127.0.0.1)
+  -shortoutput        print only the node's address when joining
+  -debug              verbose logging in debug.log
+  -daemon             accepted for MultiChain compatibility (run it in the background yourself)
+  -help, -version";
+
+/// Parsed `wattled` options.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub chain: String,
+    pub seed: Option<(String, u16)>,
+    pub datadir: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub rpcport: Option<u16>,
+    pub bind: Option<String>,
+    pub rpcallowip: Option<String>,
+    pub externalip: Option<String>,
+    pub shortoutput: bool,
+    pub debug: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Run(Options),
+    Devnet(Options),
+    Help,
+    Version,
+}
+
+fn port(name: &str, v: &str) -> Result<u16, String> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("invalid -{name}: {v} (expected a port number 1-65535)"))
+}
+
+/// Parses `wattled` arguments (without the program name).
+pub fn parse_args(args: &[String]) -> Result<Command, String> {
+    let mut opts = Options::default();
+    let mut positional = Vec::new();
+    for arg in args {
+        if let Some(flag) = arg.strip_prefix('-') {
+            let flag = flag.trim_start_matches('-');
+            let (name, value) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (flag, None),
+            };
+            let need = |v: Option<&str>| {
+                v.map(str::to_string)
+                    .ok_or_else(|| format!("-{name} needs a value (-{name}=...)"))
+            };
+            match name {
+                "help" | "h" | "?" => return Ok(Command::Help),
+                "version" => return Ok(Command::Version),
+                "datadir" => opts.datadir = Some(PathBuf::from(need(value)?)),
+                "port" => opts.port = Some(port(name, &need(value)?)?),
+                "rpcport" => opts.rpcport = Some(port(name, &need(value)?)?),
+                "bind" => opts.bind = Some(need(value)?),
+                "rpcallowip" => opts.rpcallowip = Some(need(value)?),
+                "externalip" => opts.externalip = Some(need(value)?),
+                "shortoutput" => opts.shortoutput = true,
+                "debug" => opts.debug = true,
+                "daemon" | "printtoconsole" => {}
+                other => return Err(format!("unknown option -{other} (see wattled -help)")),
+            }
+        } else {
+            positional.push(arg.clone());
+        }
+    }
+    match positional.as_slice() {
+        [] => Err("missing CHAIN (see wattled -help)".into()),
+        [one] if one == "devnet" => Ok(Command::Devnet(opts)),
+        [one] => {
+            let (chain, seed) = match one.split_once('@') {
+                Some((c, s)) => {
+                    let (host, p) = s.rsplit_once(':').ok_or_else(|| {
+                        format!("seed {s} needs an explicit port number: {c}@HOST:PORT")
+                    })?;
+                    (
+                        c.to_string(),
+                        Some((host.to_string(), port("seed port", p)?)),
+                    )
+                }
+                None => (one.clone(), None),
+            };
+            if chain.is_empty() || chain.len() > 32 {
+                return Err("the chain name must be 1 to 32 characters".into());
+            }
+            opts.chain = chain;
+            opts.seed = seed;
+            Ok(Command::Run(opts))
+        }
+        more => Err(format!("unexpected arguments: {}", more[1..].join(" "))),
+    }
+}
+
+/// Sets up logging to `debug.log` in the chain directory.
+pub fn init_logging(dir: &DataDir, debug: bool) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| {
+        if debug {
+            "debug,libp2p=info".into()
+        } else {
+            "info,libp2p=warn".into()
+        }
+    });
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.log_path());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(false);
+    let _ = match file {
+        Ok(f) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),
+        Err(_) => builder.with_writer(std::io::stderr).try_init(),
+    };
+}
+
+/// A running node's addresses, for callers that start nodes in-process (devnet, tests).
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub p2p_port: u16,
+    pub rpc_port: u16,
+    pub address: String,
+}
+
+/// Fetches the parameters and genesis block from a seed, checks them, and initialises the store.
+async fn join_through_seed(
+    dir: &DataDir,
+    store: &Store,
+    wallet: &Wallet,
+    seed: &(String, u16),
+    shortoutput: bool,
+) -> Result<(ChainParams, Block), String> {
+    if !shortoutput {
+        println!(
+            "Retrieving blockchain parameters from the seed node {}:{} ...",
+            seed.0, seed.1
+        );
+    }
+    let mut cfg = NetworkConfig::new(wallet.identity().to_bytes(), [0u8; 32]);
+    cfg.seeds = vec![seed.clone()];
+    cfg.redial_min = Duration::from_millis(500);
+    cfg.redial_max = Duration::from_secs(2);
+    let (net, mut events, _) = network::spawn(cfg).await.map_err(|e| e.to_string())?;
+    let fetch = async {
+        loop {
+            match events.recv().await {
+                Some(NetEvent::PeerConnected { peer, .. }) => {
+                    match net.request(peer, Request::GetParams).await {
+                        Ok(Response::Params { params, genesis }) => return Ok((params, genesis)),
+                        Ok(other) => {
+                            return Err(format!("the seed refused to send parameters: {other:?}"));
+                        }
+                        Err(e) => tracing::warn!("parameter request failed: {e}"),
+                    }
+                }
+                Some(_) => {}
+                None => return Err("network stopped".to_string()),
+            }
+        }
+    };
+    let result = tokio::time::timeout(Duration::from_secs(30), fetch).await;
+    let _ = net.shutdown().await;
+    let (params_bytes, genesis_bytes) = result.map_err(|_| {
+        format!("Couldn't connect to the seed node {}:{} - please check that wattled is running there and the firewall allows it", seed.0, seed.1)
+    })??;
+    let text = String::from_utf8(params_bytes)
+        .map_err(|_| "the seed sent parameters that are not text".to_string())?;
+    let params = crate::params_file::parse(&text)
+        .map_err(|e| format!("the seed sent invalid parameters: {e}"))?;
+    if params.chain_name != dir.chain {
+        return Err(format!(
+            "the seed serves chain {}, not {}",
+            params.chain_name, dir.chain
+        ));
+    }
+    let genesis: Block = codec::decode(&genesis_bytes)
+        .map_err(|e| format!("the seed sent an invalid genesis block: {e}"))?;
+    let (_, changes) = apply_genesis(&params, &genesis)
+        .map_err(|e| format!("the seed's genesis block is invalid: {e}"))?;
+    write_atomic(&dir.params_path(), text.as_bytes()).map_err(|e| e.to_string())?;
+    store
+        .init_genesis(&genesis, &changes)
+        .map_err(|e| e.to_string())?;
+    write_atomic(
+        &dir.seed_path(),
+        format!("{}:{}\n", seed.0, seed.1).as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((params, genesis))
+}
+
+fn read_seed(dir: &DataDir) -> Option<(String, u16)> {
+    let text = std::fs::read_to_string(dir.seed_path()).ok()?;
+    let (h, p) = text.trim().rsplit_once(':')?;
+    Some((h.to_string(), p.parse().ok()?))
+}
+
+/// Runs a node until it is stopped (`stop`, SIGINT, SIGTERM) or fails. `started` receives the
+/// bound ports once the node is up.
+pub async fn run(
+    opts: Options,
+    started: Option<tokio::sync::oneshot::Sender<Started>>,
+) -> Result<(), String> {
+    let dir = DataDir::new(opts.datadir.clone(), &opts.chain);
+    std::fs::create_dir_all(dir.chain_dir())
+        .map_err(|e| format!("cannot create {}: {e}", dir.chain_dir().display()))?;
+    init_logging(&dir, opts.debug);
+    let store = Arc::new(
+        Store::open(&dir.store_path()).map_err(|e| format!("cannot open the store: {e}"))?,
+    );
+    let wallet = Wallet::open_or_create(&dir.wallet_path()).map_err(|e| e.to_string())?;
+    let fmt_ready;
+    let mut created = false;
+    let seed = opts.seed.clone().or_else(|| read_seed(&dir));
+    if !store.is_initialized() {
+        if dir.params_path().exists() && opts.seed.is_none() {
+            let text = std::fs::read_to_string(dir.params_path()).map_err(|e| e.to_string())?;
+            let params = crate::params_file::parse(&text)?;
+            let genesis = genesis_block(&params, wallet.identity(), now_ms());
+            let (_, changes) = apply_genesis(&params, &genesis).map_err(|e| e.to_string())?;
+            store
+                .init_genesis(&genesis, &changes)
+                .map_err(|e| e.to_string())?;
+            created = true;
+        } else if let Some(seed) = &opts.seed {
+            join_through_seed(&dir, &store, &wallet, seed, opts.shortoutput).await?;
+        } else {
+            return Err(format!(
+                "{} not found: create the chain with `wattle-util create {}` or join one with `wattled {}@HOST:PORT`",
+                dir.params_path().display(),
+                opts.chain,
+                opts.chain
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(dir.params_path())
+        .map_err(|e| format!("cannot read {}: {e}", dir.params_path().display()))?;
+    let params = crate::params_file::parse(&text)?;
+    let genesis = store
+        .block_at_height(0)
+        .map_err(|e| e.to_string())?
+        .ok_or("the store has no genesis block")?;
+    if genesis.header.prev != params.hash() {
+        return Err(format!(
+            "{} does not match this chain's genesis block (was it edited after the first run?)",
+            dir.params_path().display()
+        ));
+    }
+    let chain_id = genesis.header.id(&wattle_ledger::Hash256::ZERO);
+    let chain = Chain {
+        params: params.clone(),
+        id: chain_id,
+    };
+    fmt_ready = params.address_format();
+    let rpc_conf = match RpcConf::read(&dir.conf_path()) {
+        Ok(c) => c,
+        Err(_) if !dir.conf_path().exists() => {
+            let c = RpcConf::generate(opts.rpcport.unwrap_or(params.default_rpc_port));
+            write_private(&dir.conf_path(), c.render().as_bytes()).map_err(|e| e.to_string())?;
+            c
+        }
+        Err(e) => return Err(e),
+    };
+    let rpc_port = opts
+        .rpcport
+        .or(rpc_conf.port)
+        .unwrap_or(params.default_rpc_port);
+
+    // Consensus engine from the stored chain.
+    let recent = store.recent(1001).map_err(|e| e.to_string())?;
+    let mut engine_cfg = EngineConfig::new(Some(wallet.identity().address()));
+    if let Ok(Some(bytes)) = store.meta_get(crate::store::meta::LAST_SIGNED)
+        && let Ok(arr) = <[u8; 4]>::try_from(bytes.as_slice())
+    {
+        engine_cfg.last_signed = Some(u32::from_le_bytes(arr));
+    }
+    let engine = Engine::new(chain.clone(), engine_cfg, recent, now_ms());
+
+    // Network.
+    let mut net_cfg = NetworkConfig::new(wallet.identity().to_bytes(), chain_id.0);
+    net_cfg.listen_port = opts.port.unwrap_or(params.default_network_port);
+    net_cfg.listen_host = opts.bind.clone().unwrap_or_else(|| "127.0.0.1".into());
+    net_cfg.seeds = seed.clone().into_iter().collect();
+    net_cfg.max_transmit_size = params.maximum_block_size as usize + 65_536;
+    net_cfg.heartbeat = Duration::from_millis(200);
+    let (net, net_events, p2p_port) = network::spawn(net_cfg).await.map_err(|e| e.to_string())?;
+
+    let external_ip = opts
+        .externalip
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let info = NodeInfo {
+        port: p2p_port,
+        rpc_port,
+        external_ip: external_ip.clone(),
+        params_toml: text,
+    };
+    let state = NodeState::new(chain.clone(), store.clone(), engine, wallet, info, 50_000);
+    let identity = state.wallet.identity().address();
+    let admitted = state.holds(&identity, Permission::Global(GlobalPerm::Connect));
+    let (actor, handle) = ChainActor::new(state, net.clone(), net_events);
+    let actor_task = tokio::spawn(actor.run());
+
+    // JSON-RPC.
+    let rpc_host = if opts.rpcallowip.is_some() {
+        "0.0.0.0"
+    } else {
+        "127.0.0.1"
+    };
+    let listener = tokio::net::TcpListener::bind((rpc_host, rpc_port))
+        .await
+        .map_err(|e| format!("cannot listen for JSON-RPC on port {rpc_port}: {e}"))?;
+    let rpc_port = listener.local_addr().map(|a| a.port()).unwrap_or(rpc_port);
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let server_cfg = ServerConfig {
+        user: rpc_conf.user.clone(),
+        password: rpc_conf.password.clone(),
+        chain_name: chain.params.chain_name.clone(),
+        max_body_bytes: params.maximum_block_size as usize * 2 + 1_048_576,
+        server_name: format!("wattle-json-rpc/{VERSION}"),
+    };
+    let rpc = Rpc {
+        chain: handle.clone(),
+        net: net.clone(),
+        shutdown: shutdown.clone(),
+        version: VERSION,
+    };
+    let (rpc_stop_tx, rpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(rpc::server::serve(
+        listener,
+        server_cfg,
+        rpc::dispatcher(rpc),
+        async {
+            let _ = rpc_stop_rx.await;
+        },
+    ));
+
+    let address = fmt_ready.encode(&identity);
+    if created {
+        println!("Blockchain successfully initialized.\n");
+    }
+    if admitted {
+        println!(
+            "Other nodes can connect to this node using:\nwattled {}@{}:{}\n",
+            chain.params.chain_name, external_ip, p2p_port
+        );
+    } else if opts.shortoutput {
+        println!("{address}");
+    } else {
+        println!("Blockchain successfully initialized.\n");
+        println!(
+            "Please ask blockchain admin or user having activate permission to let you connect and/or transact:"
+        );
+        println!(
+            "wattle-cli {} grant {address} connect",
+            chain.params.chain_name
+        );
+        println!(
+            "wattle-cli {} grant {address} connect,send,receive\n",
+            chain.params.chain_name
+        );
+    }
+    println!(
+        "Listening for API requests on port {rpc_port} (local only - see rpcallowip setting)\n"
+    );
+    println!("Node ready.");
+    tracing::info!(p2p_port, rpc_port, %address, "node ready");
+    if let Some(tx) = started {
+        let _ = tx.send(Started {
+            p2p_port,
+            rpc_port,
+            address,
+        });
+    }
+
+    let mut actor_task = actor_task;
+    let outcome = tokio::select! {
+        r = &mut actor_task => Some(r),
+        _ = shutdown.notified() => None,
+        _ = shutdown_signal() => None,
+    };
+    let result = match outcome {
+        Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(format!("chain actor crashed: {e}")),
+        None => {
+            let _ = handle.call(|s| s.stop_requested = true).await;
+            match tokio::time::timeout(Duration::from_secs(10), actor_task).await {
+                Ok(Ok(Err(e))) => Err(e),
+                _ => Ok(()),
+            }
+        }
+    };
+    let _ = rpc_stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let _ = net.shutdown().await;
+    tracing::info!("node stopped");
+    result
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn parses_multichain_style_options() {
+        let Command::Run(o) = parse_args(&args(
+            "energybc@127.0.0.1:7447 -datadir=/tmp/x -port=7449 -rpcport=7448 -daemon",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.chain, "energybc");
+        assert_eq!(o.seed, Some(("127.0.0.1".into(), 7447)));
+        assert_eq!(o.datadir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!((o.port, o.rpcport), (Some(7449), Some(7448)));
+        assert_eq!(parse_args(&args("-help")).unwrap(), Command::Help);
+        assert!(matches!(
+            parse_args(&args("devnet")).unwrap(),
+            Command::Devnet(_)
+        ));
+        assert!(parse_args(&args("")).unwrap_err().contains("missing CHAIN"));
+        assert!(
+            parse_args(&args("energybc@host"))
+                .unwrap_err()
+                .contains("explicit port")
+        );
+        assert!(
+            parse_args(&args("energybc -port=0"))
+                .unwrap_err()
+                .contains("invalid -port")
+        );
+        assert!(
+            parse_args(&args("energybc -frobnicate"))
+                .unwrap_err()
+                .contains("unknown option")
+        );
+        assert!(
+            parse_args(&args("energybc extra"))
+                .unwrap_err()
+                .contains("unexpected")
+        );
+    }
+}

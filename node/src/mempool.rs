@@ -1,0 +1,321 @@
+//! The mempool: valid unconfirmed transactions in arrival order. Each is validated against the tip
+//! state plus the effects of the earlier pool transactions, with permissions evaluated at tip + 1.
+//! After every branch switch the pool is rebuilt on the new tip: transactions of rolled-back
+//! blocks come back first (in block order), and whatever no longer fits is dropped and reported as
+//! conflicted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use wattle_ledger::address::Address;
+use wattle_ledger::apply::{SignatureCache, apply_tx};
+use wattle_ledger::chain::Chain;
+use wattle_ledger::error::TxError;
+use wattle_ledger::state::{LedgerView, Overlay, StateKey, StateValue, StoreError};
+use wattle_ledger::tx::{Transaction, Txid};
+use wattle_ledger::validate::{self, TxContext};
+
+/// Why a transaction did not enter the pool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    #[error("txn-already-in-mempool")]
+    Duplicate,
+    #[error("mempool full")]
+    Full,
+    #[error("too many unconfirmed transactions from input address")]
+    AddressQuota,
+    #[error("{0}")]
+    Invalid(#[from] TxError),
+}
+
+/// Transactions whose signatures were checked on this node (bounded; cleared when full).
+#[derive(Default)]
+pub struct VerifiedSet {
+    set: HashSet<Txid>,
+}
+
+const VERIFIED_MAX: usize = 200_000;
+
+impl VerifiedSet {
+    pub fn insert(&mut self, txid: Txid) {
+        if self.set.len() >= VERIFIED_MAX {
+            self.set.clear();
+        }
+        self.set.insert(txid);
+    }
+}
+
+impl SignatureCache for VerifiedSet {
+    fn contains(&self, txid: &Txid) -> bool {
+        self.set.contains(txid)
+    }
+}
+
+/// State as the pool sees it: the pool's writes over the tip state.
+pub struct PoolView<'a, V: LedgerView + ?Sized> {
+    base: &'a V,
+    writes: &'a BTreeMap<StateKey, Option<StateValue>>,
+}
+
+impl<V: LedgerView + ?Sized> LedgerView for PoolView<'_, V> {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StoreError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
+    }
+}
+
+pub struct Mempool {
+    txs: Vec<(Txid, Transaction)>,
+    ids: HashSet<Txid>,
+    writes: BTreeMap<StateKey, Option<StateValue>>,
+    per_address: HashMap<Address, usize>,
+    pub verified: VerifiedSet,
+    max_txs: usize,
+}
+
+impl Mempool {
+    pub fn new(max_txs: usize) -> Mempool {
+        Mempool {
+            txs: Vec::new(),
+            ids: HashSet::new(),
+            writes: BTreeMap::new(),
+            per_address: HashMap::new(),
+            verified: VerifiedSet::default(),
+            max_txs: max_txs.max(10),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    pub fn contains(&self, txid: &Txid) -> bool {
+        self.ids.contains(txid)
+    }
+
+    pub fn get(&self, txid: &Txid) -> Option<&Transaction> {
+        self.txs.iter().find(|(id, _)| id == txid).map(|(_, t)| t)
+    }
+
+    pub fn transactions(&self) -> impl Iterator<Item = &Transaction> {
+        self.txs.iter().map(|(_, t)| t)
+    }
+
+    /// Total encoded size of the pool.
+    pub fn bytes(&self) -> usize {
+        self.txs
+            .iter()
+            .map(|(_, t)| wattle_ledger::codec::encoded_len(t))
+            .sum()
+    }
+
+    /// The pool's effects on coins: created (`Some`) and spent (`None`) outputs.
+    pub fn utxo_writes(
+        &self,
+    ) -> impl Iterator<Item = (&wattle_ledger::tx::OutPoint, Option<&StateValue>)> {
+        self.writes.iter().filter_map(|(k, v)| match k {
+            StateKey::Utxo(op) => Some((op, v.as_ref())),
+            _ => None,
+        })
+    }
+
+    /// The state the pool sees (tip state + pool effects).
+    pub fn view<'a, V: LedgerView + ?Sized>(&'a self, base: &'a V) -> PoolView<'a, V> {
+        PoolView {
+            base,
+            writes: &self.writes,
+        }
+    }
+
+    fn first_input_address(tx: &Transaction) -> Option<Address> {
+        tx.inputs.first().map(|i| i.pubkey.address())
+    }
+
+    /// Checks signatures once per node (then remembered by txid).
+    pub fn check_signatures(
+        &mut self,
+        tx: &Transaction,
+        txid: Txid,
+        chain: &Chain,
+    ) -> Result<(), TxError> {
+        if !self.verified.contains(&txid) {
+            validate::check_stateless(tx, chain)?;
+            validate::check_signatures(tx, chain)?;
+            self.verified.insert(txid);
+        }
+        Ok(())
+    }
+
+    /// Validates and adds a transaction.
+    pub fn add<V: LedgerView + ?Sized>(
+        &mut self,
+        base: &V,
+        chain: &Chain,
+        tip_height: u32,
+        tx: Transaction,
+    ) -> Result<Txid, MempoolError> {
+        let txid = tx.txid();
+        if self.ids.contains(&txid) {
+            return Err(MempoolError::Duplicate);
+        }
+        if self.txs.len() >= self.max_txs {
+            return Err(MempoolError::Full);
+        }
+        if let Some(a) = Self::first_input_address(&tx)
+            && self.txs.len() >= self.max_txs / 2
+            && self.per_address.get(&a).copied().unwrap_or(0) >= self.max_txs / 10
+        {
+            return Err(MempoolError::AddressQuota);
+        }
+        self.check_signatures(&tx, txid, chain)?;
+        let ctx = TxContext {
+            chain,
+            height: tip_height + 1,
+            offset: 0,
+            signatures_checked: true,
+        };
+        let mut overlay = Overlay::with_writes(base, std::mem::take(&mut self.writes));
+        // apply_tx validates fully before it writes, so a failure leaves the writes untouched.
+        let result = apply_tx(&mut overlay, &tx, &ctx);
+        self.writes = overlay.into_writes();
+        result?;
+        if let Some(a) = Self::first_input_address(&tx) {
+            *self.per_address.entry(a).or_default() += 1;
+        }
+        self.ids.insert(txid);
+        self.txs.push((txid, tx));
+        Ok(txid)
+    }
+
+    /// Rebuilds the pool on a new tip after a branch switch. `returned` are the transactions of
+    /// rolled-back blocks (in block order), `included` the txids of the applied blocks. Returns the
+    /// transactions that no longer fit (conflicted), with the reason.
+    pub fn rebuild<V: LedgerView + ?Sized>(
+        &mut self,
+        base: &V,
+        chain: &Chain,
+        tip_height: u32,
+        returned: Vec<Transaction>,
+        included: &HashSet<Txid>,
+    ) -> Vec<(Txid, TxError)> {
+        let old = std::mem::take(&mut self.txs);
+        self.ids.clear();
+        self.writes.clear();
+        self.per_address.clear();
+        let mut conflicted = Vec::new();
+        let candidates = returned.into_iter().map(|t| (t.txid(), t)).chain(old);
+        let ctx = TxContext {
+            chain,
+            height: tip_height + 1,
+            offset: 0,
+            signatures_checked: true,
+        };
+        let mut overlay = Overlay::new(base);
+        for (txid, tx) in candidates {
+            if included.contains(&txid) || self.ids.contains(&txid) {
+                continue;
+            }
+            if !self.verified.contains(&txid) {
+                if let Err(e) = validate::check_stateless(&tx, chain)
+                    .and_then(|_| validate::check_signatures(&tx, chain))
+                {
+                    conflicted.push((txid, e));
+                    continue;
+                }
+                self.verified.insert(txid);
+            }
+            match apply_tx(&mut overlay, &tx, &ctx) {
+                Ok(_) => {
+                    if let Some(a) = Self::first_input_address(&tx) {
+                        *self.per_address.entry(a).or_default() += 1;
+                    }
+                    self.ids.insert(txid);
+                    self.txs.push((txid, tx));
+                }
+                Err(e) => conflicted.push((txid, e)),
+            }
+        }
+        self.writes = overlay.into_writes();
+        conflicted
+    }
+
+    /// Transactions for the next block, in pool order, within `max_bytes`.
+    pub fn block_candidates(&self, max_bytes: usize) -> Vec<Transaction> {
+        let mut out = Vec::new();
+        let mut size = 0;
+        for (_, tx) in &self.txs {
+            let len = wattle_ledger::codec::encoded_len(tx);
+            if size + len > max_bytes {
+                break;
+            }
+            size += len;
+            out.push(tx.clone());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wattle_ledger::permissions::{GlobalPerm, Permission};
+    use wattle_ledger::testkit::{TestChain, key};
+
+    fn funded() -> (TestChain, wattle_ledger::SecretKey, wattle_ledger::AssetId) {
+        let mut t = TestChain::new();
+        let a = t.admin.clone();
+        let u = key(1);
+        let csr =
+            [GlobalPerm::Connect, GlobalPerm::Send, GlobalPerm::Receive].map(Permission::Global);
+        let txs = vec![t.grant(&a, u.address(), &csr)];
+        t.mine(txs).unwrap();
+        let txs = vec![t.issue(&a, u.address(), "energy", true, 1, 100, &[])];
+        t.mine(txs).unwrap();
+        let e = t.asset_id("energy");
+        (t, u, e)
+    }
+
+    #[test]
+    fn accepts_valid_refuses_duplicates_and_double_spends() {
+        let (t, u, e) = funded();
+        let mut pool = Mempool::new(100);
+        let h = t.tip().height;
+        let tx = t.transfer(&u, t.admin.address(), e, 10);
+        pool.add(&t.state, &t.chain, h, tx.clone()).unwrap();
+        assert_eq!(
+            pool.add(&t.state, &t.chain, h, tx.clone()),
+            Err(MempoolError::Duplicate)
+        );
+        let mut other = t.transfer(&u, t.admin.address(), e, 20);
+        assert!(matches!(
+            pool.add(&t.state, &t.chain, h, other.clone()),
+            Err(MempoolError::Invalid(TxError::MissingInput { .. }))
+        ));
+        other.inputs[0].signature.0[0] ^= 1;
+        assert!(matches!(
+            pool.add(&t.state, &t.chain, h, other),
+            Err(MempoolError::Invalid(TxError::BadSignature { .. }))
+        ));
+        assert_eq!(pool.len(), 1);
+    }
+
+    #[test]
+    fn rebuild_drops_what_the_chain_spent_and_keeps_the_rest() {
+        let (mut t, u, e) = funded();
+        let mut pool = Mempool::new(100);
+        let h = t.tip().height;
+        let tx = t.transfer(&u, t.admin.address(), e, 10);
+        pool.add(&t.state, &t.chain, h, tx.clone()).unwrap();
+        // A conflicting spend gets mined instead.
+        let rival = t.transfer(&u, t.admin.address(), e, 30);
+        t.mine(vec![rival]).unwrap();
+        let conflicted = pool.rebuild(&t.state, &t.chain, t.tip().height, vec![], &HashSet::new());
+        assert_eq!(conflicted.len(), 1);
+        assert_eq!(conflicted[0].0, tx.txid());
+        assert!(pool.is_empty());
+    }
+}

@@ -1,0 +1,577 @@
+//! The network actor: the one task that owns the Swarm. One select loop over the command
+//! queue, the transaction gossip queue, the backlog of events for the node, Swarm events and a
+//! housekeeping tick; each arm delegates to a `handle_*` method.
+//!
+//! Events for the node: transactions are dropped (and reported `Ignore`, so gossipsub forgets
+//! them) when the event channel is full; every other event waits in a backlog, and while the
+//! backlog holds [`BACKLOG_LIMIT`] events the Swarm is not polled (back-pressure towards peers).
+//! Commands are still served meanwhile, so a node that publishes while it is slow to read
+//! events cannot deadlock with us.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, MessageAcceptance, PublishError};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::behaviour::{Behaviour, BehaviourEvent, TopicKind, Topics};
+use super::ingress::Command;
+use super::peers::{PeerEntry, PeerTable, Seeds, address_of_peer};
+use super::{
+    ChannelId, MessageId, NetError, NetEvent, NetworkConfig, Request, Response, UNPERMITTED_SCORE,
+    Verdict,
+};
+
+/// Events for the node that may wait before the Swarm stops being polled.
+const BACKLOG_LIMIT: usize = 256;
+/// Period of the housekeeping tick (grace expiry, seed re-dials, dead response channels).
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// How long `spawn` waits for the listener to report its address.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The reason given to unpermitted peers.
+const DENIED: &str = "connect permission required";
+
+type SwarmEv = SwarmEvent<BehaviourEvent>;
+
+pub(crate) struct NetworkActor {
+    swarm: Swarm<Behaviour>,
+    config: NetworkConfig,
+    topics: Topics,
+    commands: mpsc::Receiver<Command>,
+    tx_gossip: mpsc::Receiver<Vec<u8>>,
+    /// Weak, so that dropping every handle still closes the command queue.
+    self_commands: mpsc::WeakSender<Command>,
+    events: mpsc::Sender<NetEvent>,
+    backlog: VecDeque<NetEvent>,
+    early_events: Vec<SwarmEv>,
+    peers: PeerTable,
+    seeds: Seeds,
+    pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
+    open_channels: HashMap<ChannelId, ResponseChannel<Response>>,
+    next_channel: u64,
+}
+
+/// Polls a fresh Swarm until its listener reports an address; returns the port and the other
+/// events seen meanwhile (handed to the actor, so none is lost).
+pub(crate) async fn wait_for_listen_port(
+    swarm: &mut Swarm<Behaviour>,
+) -> Result<(u16, Vec<SwarmEv>), NetError> {
+    let mut early = Vec::new();
+    let wait = async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    if let Some(port) = super::tcp_port(&address) {
+                        return Ok(port);
+                    }
+                }
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(NetError::Listen(format!("listener closed: {reason:?}")));
+                }
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(NetError::Listen(error.to_string()));
+                }
+                other => early.push(other),
+            }
+        }
+    };
+    let port = tokio::time::timeout(LISTEN_TIMEOUT, wait)
+        .await
+        .map_err(|_| NetError::Listen("no listen address reported".into()))??;
+    Ok((port, early))
+}
+
+pub(crate) struct Channels {
+    pub commands: mpsc::Receiver<Command>,
+    pub tx_gossip: mpsc::Receiver<Vec<u8>>,
+    pub self_commands: mpsc::WeakSender<Command>,
+    pub events: mpsc::Sender<NetEvent>,
+}
+
+impl NetworkActor {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        config: NetworkConfig,
+        channels: Channels,
+        early_events: Vec<SwarmEv>,
+    ) -> NetworkActor {
+        let seeds = Seeds::new(
+            &config.seeds,
+            config.redial_min,
+            config.redial_max,
+            Instant::now(),
+        );
+        NetworkActor {
+            swarm,
+            topics: Topics::new(&config.chain_id),
+            config,
+            commands: channels.commands,
+            tx_gossip: channels.tx_gossip,
+            self_commands: channels.self_commands,
+            events: channels.events,
+            backlog: VecDeque::new(),
+            early_events,
+            peers: PeerTable::default(),
+            seeds,
+            pending_requests: HashMap::new(),
+            open_channels: HashMap::new(),
+            next_channel: 0,
+        }
+    }
+
+    /// Runs until `shutdown` or until every handle is dropped.
+    pub(crate) async fn run(mut self) {
+        for event in std::mem::take(&mut self.early_events) {
+            self.handle_swarm_event(event);
+        }
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // A permit borrows its sender for the whole select: borrow a local, not `self`.
+        let events = self.events.clone();
+        let done = loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => {
+                        if let Some(done) = self.handle_command(command) {
+                            break Some(done);
+                        }
+                    }
+                    None => break None,
+                },
+                Some(bytes) = self.tx_gossip.recv() => self.handle_publish_tx(bytes),
+                permit = events.reserve(), if !self.backlog.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.backlog.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    // The node dropped its receiver: nobody will read these.
+                    Err(_) => self.backlog.clear(),
+                },
+                event = self.swarm.select_next_some(), if self.backlog.len() < BACKLOG_LIMIT => {
+                    self.handle_swarm_event(event);
+                }
+                _ = housekeeping.tick() => self.handle_housekeeping(),
+            }
+        };
+        tracing::info!("network stopping");
+        drop(self);
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    }
+
+    // ---- commands ----
+
+    /// Handles one command; returns the shutdown acknowledgement when asked to stop.
+    fn handle_command(&mut self, command: Command) -> Option<oneshot::Sender<()>> {
+        match command {
+            Command::PublishBlock { bytes, reply } => {
+                let _ = reply.send(self.publish(TopicKind::Block, bytes));
+            }
+            Command::Report {
+                msg_id,
+                source,
+                verdict,
+            } => self.report(&msg_id, &source, verdict),
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.pending_requests.insert(id, reply);
+            }
+            Command::Respond {
+                channel,
+                response,
+                reply,
+            } => {
+                let _ = reply.send(self.respond(channel, response));
+            }
+            Command::SetPermitted { peer, permitted } => self.handle_set_permitted(peer, permitted),
+            Command::Dial { addrs, reply } => {
+                let _ = reply.send(self.dial(addrs).map(|_| ()));
+            }
+            Command::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peers.infos());
+            }
+            Command::SeedResolved { index, addrs } => self.handle_seed_resolved(index, addrs),
+            Command::Shutdown { done } => return Some(done),
+        }
+        None
+    }
+
+    fn handle_publish_tx(&mut self, bytes: Vec<u8>) {
+        if let Err(e) = self.publish(TopicKind::Tx, bytes) {
+            tracing::debug!(error = %e, "transaction not gossiped");
+        }
+    }
+
+    fn publish(&mut self, kind: TopicKind, bytes: Vec<u8>) -> Result<MessageId, NetError> {
+        let max = self.config.max_transmit_size;
+        if bytes.len() > max {
+            return Err(NetError::TooLarge {
+                size: bytes.len(),
+                max,
+            });
+        }
+        let topic = match kind {
+            TopicKind::Tx => self.topics.tx.clone(),
+            TopicKind::Block => self.topics.block.clone(),
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, bytes)
+            .map_err(|e| match e {
+                PublishError::NoPeersSubscribedToTopic => NetError::NoPeers,
+                PublishError::Duplicate => NetError::Duplicate,
+                other => NetError::Publish(other.to_string()),
+            })
+    }
+
+    fn report(&mut self, msg_id: &MessageId, source: &PeerId, verdict: Verdict) {
+        let acceptance = match verdict {
+            Verdict::Accept => MessageAcceptance::Accept,
+            Verdict::Ignore => MessageAcceptance::Ignore,
+            Verdict::Reject => MessageAcceptance::Reject,
+        };
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        if !gossipsub.report_message_validation_result(msg_id, source, acceptance) {
+            tracing::debug!(%msg_id, "verdict on a message no longer cached");
+        }
+    }
+
+    fn respond(&mut self, channel: ChannelId, response: Response) -> Result<(), NetError> {
+        let channel = self
+            .open_channels
+            .remove(&channel)
+            .ok_or(NetError::UnknownChannel)?;
+        self.swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response)
+            .map_err(|_| NetError::Request("the requester has gone".into()))
+    }
+
+    fn handle_set_permitted(&mut self, peer: PeerId, permitted: bool) {
+        let Some(was) = self.peers.set_permitted(&peer, permitted) else {
+            tracing::debug!(%peer, permitted, "permission for a peer that is not connected");
+            return;
+        };
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        if permitted {
+            gossipsub.remove_blacklisted_peer(&peer);
+            gossipsub.set_application_score(&peer, 0.0);
+        } else if was {
+            gossipsub.blacklist_peer(&peer);
+            gossipsub.set_application_score(&peer, UNPERMITTED_SCORE);
+            tracing::info!(%peer, "connect permission lost: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    fn dial(&mut self, addrs: Vec<Multiaddr>) -> Result<ConnectionId, NetError> {
+        let addr = addrs
+            .into_iter()
+            .next()
+            .ok_or_else(|| NetError::Dial("no address".into()))?;
+        let opts = DialOpts::unknown_peer_id().address(addr).build();
+        let connection = opts.connection_id();
+        self.swarm
+            .dial(opts)
+            .map_err(|e| NetError::Dial(e.to_string()))?;
+        Ok(connection)
+    }
+
+    // ---- seeds and housekeeping ----
+
+    fn handle_housekeeping(&mut self) {
+        let now = Instant::now();
+        for peer in self.peers.overstaying(now, self.config.unpermitted_grace) {
+            tracing::info!(%peer, "unpermitted peer overstayed its grace period: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        for index in self.seeds.take_due(now) {
+            self.start_seed_dial(index);
+        }
+        self.open_channels.retain(|_, channel| channel.is_open());
+    }
+
+    /// Resolves a seed's host (in a separate task if it is a name), then dials it.
+    fn start_seed_dial(&mut self, index: usize) {
+        let Some(seed) = self.seeds.get(index) else {
+            return;
+        };
+        let (host, port) = (seed.host.clone(), seed.port);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            self.handle_seed_resolved(index, Ok(vec![super::socket_multiaddr(ip, port)]));
+            return;
+        }
+        let commands = self.self_commands.clone();
+        tokio::spawn(async move {
+            let addrs = super::resolve(&host, port).await;
+            if let Some(commands) = commands.upgrade() {
+                let _ = commands.send(Command::SeedResolved { index, addrs }).await;
+            }
+        });
+    }
+
+    fn handle_seed_resolved(&mut self, index: usize, addrs: Result<Vec<Multiaddr>, NetError>) {
+        match addrs.and_then(|addrs| self.dial(addrs)) {
+            Ok(connection) => self.seeds.dialing(index, connection),
+            Err(e) => {
+                tracing::debug!(index, error = %e, "cannot dial seed; will retry");
+                self.seeds.failed(index, Instant::now());
+            }
+        }
+    }
+
+    // ---- swarm events ----
+
+    fn handle_swarm_event(&mut self, event: SwarmEv) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.handle_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                tracing::trace!(?event, "identify");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => self.handle_connection_established(peer_id, connection_id, &endpoint),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, ?cause, "connection closed");
+                if num_established == 0 {
+                    self.handle_peer_gone(peer_id);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%error, "dial failed");
+                self.seeds.dial_failed(connection_id, Instant::now());
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            other => tracing::trace!(?other, "swarm event"),
+        }
+    }
+
+    /// A new connection. A peer seen for the first time starts unpermitted (default deny);
+    /// peers without an ed25519 key, or beyond the unpermitted cap, are dropped unannounced.
+    fn handle_connection_established(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+    ) {
+        let now = Instant::now();
+        self.seeds.connected(connection, peer, now);
+        if self.peers.contains(&peer) {
+            return;
+        }
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        gossipsub.blacklist_peer(&peer);
+        gossipsub.set_application_score(&peer, UNPERMITTED_SCORE);
+        let Some(address) = address_of_peer(&peer) else {
+            tracing::warn!(%peer, "peer key is not ed25519: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        };
+        if self.peers.unpermitted_count() >= self.config.max_unpermitted {
+            tracing::info!(%peer, "too many unpermitted peers: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
+        let inbound = endpoint.is_listener();
+        let entry = PeerEntry {
+            address,
+            addr: endpoint.get_remote_address().clone(),
+            inbound,
+            permitted: false,
+            since: now,
+        };
+        self.peers.insert(peer, entry);
+        tracing::debug!(%peer, ?address, inbound, "peer connected");
+        self.emit(NetEvent::PeerConnected {
+            peer,
+            address,
+            inbound,
+        });
+    }
+
+    fn handle_peer_gone(&mut self, peer: PeerId) {
+        // Blacklist entries are per session; keep the set from growing with every visitor.
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .remove_blacklisted_peer(&peer);
+        self.seeds.disconnected(peer, Instant::now());
+        if self.peers.remove(&peer).is_some() {
+            self.emit(NetEvent::PeerDisconnected { peer });
+        }
+    }
+
+    fn handle_gossip(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source: peer,
+                message_id: msg_id,
+                message,
+            } => {
+                let kind = self.topics.kind(&message.topic);
+                // gossipsub already drops what unpermitted peers send; this is a second lock.
+                let verdict = if !self.peers.is_permitted(&peer) || kind.is_none() {
+                    Some(Verdict::Ignore)
+                } else if message.data.len() > self.config.max_transmit_size {
+                    Some(Verdict::Reject)
+                } else {
+                    None
+                };
+                if let Some(verdict) = verdict {
+                    self.report(&msg_id, &peer, verdict);
+                    return;
+                }
+                let bytes = message.data;
+                match kind {
+                    Some(TopicKind::Tx) => self.emit_tx(peer, msg_id, bytes),
+                    _ => self.emit(NetEvent::Block {
+                        peer,
+                        msg_id,
+                        bytes,
+                    }),
+                }
+            }
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => tracing::warn!(peer = %peer_id, ?failed_messages, "slow gossip peer"),
+            other => tracing::debug!(?other, "gossipsub"),
+        }
+    }
+
+    fn handle_sync(&mut self, event: request_response::Event<Request, Response>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.handle_inbound_request(peer, request, channel),
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let error = match error {
+                        OutboundFailure::Timeout => NetError::Timeout,
+                        other => NetError::Request(other.to_string()),
+                    };
+                    let _ = reply.send(Err(error));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound sync request failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Unpermitted peers may only ask for the parameters; anything else is denied here.
+    fn handle_inbound_request(
+        &mut self,
+        peer: PeerId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+    ) {
+        let allowed = self.peers.is_permitted(&peer)
+            || (self.peers.contains(&peer) && request == Request::GetParams);
+        if !allowed {
+            tracing::debug!(%peer, ?request, "request denied");
+            let denied = Response::Denied(DENIED.to_string());
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_response(channel, denied);
+            return;
+        }
+        let id = ChannelId(self.next_channel);
+        self.next_channel += 1;
+        self.open_channels.insert(id, channel);
+        self.emit(NetEvent::Request {
+            peer,
+            request,
+            channel: id,
+        });
+    }
+
+    // ---- events for the node ----
+
+    /// Transactions never wait: with the node behind, drop and let gossipsub forget them.
+    fn emit_tx(&mut self, peer: PeerId, msg_id: MessageId, bytes: Vec<u8>) {
+        if self.backlog.is_empty() {
+            let event = NetEvent::Tx {
+                peer,
+                msg_id: msg_id.clone(),
+                bytes,
+            };
+            match self.events.try_send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        tracing::warn!(%msg_id, "node is behind: gossiped transaction dropped");
+        self.report(&msg_id, &peer, Verdict::Ignore);
+    }
+
+    /// Other events wait in the backlog (in order) when the channel is full.
+    fn emit(&mut self, event: NetEvent) {
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(event);
+            return;
+        }
+        match self.events.try_send(event) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => self.backlog.push_back(event),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! JSON-RPC: the wire-compatible server core (`server`) and MultiChain's command set
+//! (`methods`), with parameter reading (`args`), conversions to MultiChain's JSON shapes
+//! (`convert`) and wallet transaction building (`build`).
+
+pub mod args;
+pub mod build;
+pub mod convert;
+pub mod methods;
+pub mod server;
+
+pub use methods::Rpc;
+pub use server::{Dispatch, RpcError, ServerConfig};
+
+use std::sync::Arc;
+
+/// The dispatcher the server calls: every method runs through `Rpc::dispatch`.
+pub fn dispatcher(rpc: Rpc) -> Dispatch {
+    let rpc = Arc::new(rpc);
+    Arc::new(move |method, params| {
+        let rpc = rpc.clone();
+        Box::pin(async move { rpc.dispatch(method, params).await })
+    })
+}
