@@ -2,5 +2,4 @@
 //! (chain creation).
 
 pub mod convert;
-pub mod http;
 pub mod util;

@@ -233,7 +233,21 @@ impl NodeState {
     }
 
     fn adopt(&mut self, rollback: Vec<BranchBlock>, apply: Vec<BranchBlock>) {
-        if let Err(e) = self.store.adopt(&rollback, &apply) {
+        // Crash safety: the highest height we signed is recorded in the same store write as the
+        // block (the Broadcast output follows this Adopt).
+        let me = self.wallet.identity().address();
+        let signed = apply
+            .iter()
+            .filter(|b| b.block.header.miner.address() == me)
+            .map(|b| b.block.header.height)
+            .max()
+            .map(u32::to_le_bytes);
+        let meta: Vec<(&str, &[u8])> = signed
+            .as_ref()
+            .map(|h| (crate::store::meta::LAST_SIGNED, h.as_slice()))
+            .into_iter()
+            .collect();
+        if let Err(e) = self.store.adopt_with_meta(&rollback, &apply, &meta) {
             tracing::error!("store write failed, stopping: {e}");
             self.fatal = Some(format!("store write failed: {e}"));
             return;
@@ -241,21 +255,6 @@ impl NodeState {
         if !rollback.is_empty() {
             self.metrics.reorgs += 1;
             tracing::warn!(depth = rollback.len(), "reorganisation");
-        }
-        // Crash safety: record the highest height we signed before the block is broadcast (the
-        // Broadcast output follows this Adopt).
-        let me = self.wallet.identity().address();
-        if let Some(h) = apply
-            .iter()
-            .filter(|b| b.block.header.miner.address() == me)
-            .map(|b| b.block.header.height)
-            .max()
-            && let Err(e) = self
-                .store
-                .meta_put(crate::store::meta::LAST_SIGNED, &h.to_le_bytes())
-        {
-            self.fatal = Some(format!("store write failed: {e}"));
-            return;
         }
         let mut included = HashSet::new();
         for b in &apply {

@@ -64,11 +64,10 @@ pub enum Command {
     Version,
 }
 
+/// A port number; 0 means "any free port" (the chosen one is printed at start).
 fn port(name: &str, v: &str) -> Result<u16, String> {
     v.parse::<u16>()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| format!("invalid -{name}: {v} (expected a port number 1-65535)"))
+        .map_err(|_| format!("invalid -{name}: {v} (expected a port number 0-65535)"))
 }
 
 /// Parses `wattled` arguments (without the program name).
@@ -488,7 +487,7 @@ mod tests {
                 .contains("explicit port")
         );
         assert!(
-            parse_args(&args("energybc -port=0"))
+            parse_args(&args("energybc -port=x"))
                 .unwrap_err()
                 .contains("invalid -port")
         );

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
-use wattle_cli::{convert, http};
+use wattle_cli::convert;
+use wattle_node::rpc::client as http;
 use wattle_node::datadir::{DataDir, RpcConf};
 
 const USAGE: &str = "Usage: wattle-cli CHAIN [options] COMMAND [PARAMS ...]

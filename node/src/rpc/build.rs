@@ -8,7 +8,7 @@ use wattle_ledger::address::Address;
 use wattle_ledger::error::TxError;
 use wattle_ledger::exchange::AssetBag;
 use wattle_ledger::permissions::{GlobalPerm, Permission};
-use wattle_ledger::sighash::{self, SighashMode};
+use wattle_ledger::sighash;
 use wattle_ledger::testkit::unsigned_input;
 use wattle_ledger::tx::{AssetId, Op, Output, TX_VERSION, Transaction, Txid};
 use wattle_ledger::{Amount, SecretKey};
@@ -98,16 +98,30 @@ pub fn build(
     payments: &[(Address, AssetId, Amount)],
     ops: Vec<Op>,
 ) -> Result<Transaction, RpcError> {
-    let key = check_sender(s, from)?;
     let mut need = AssetBag::new();
-    for (_, id, q) in payments {
+    let mut outputs = first;
+    for (to, id, q) in payments {
         let slot = need.entry(*id).or_insert(Amount::ZERO);
         *slot = slot
             .checked_add(*q)
             .map_err(|_| RpcError::new(code::INVALID_PARAMETER, "Asset quantity out of range"))?;
+        outputs.push(Output::new(*to, [(*id, *q)]));
     }
+    build_funded(s, from, outputs, &need, ops)
+}
+
+/// Builds a transaction with `outputs` whose funded assets total `need`, picking coins of
+/// `from`, adding change to `from`, and signing every input ALL.
+pub fn build_funded(
+    s: &NodeState,
+    from: &Address,
+    mut outputs: Vec<Output>,
+    need: &AssetBag,
+    ops: Vec<Op>,
+) -> Result<Transaction, RpcError> {
+    let key = check_sender(s, from)?;
     let coins = s.wallet_coins(&[*from], false, 0);
-    let (picked, change) = select_coins(&coins, &need).map_err(|e| {
+    let (picked, change) = select_coins(&coins, need).map_err(|e| {
         if matches!(e, WalletError::NoCoins) && !s.wallet_coins(&[*from], true, 0).is_empty() {
             RpcError::new(
                 code::WALLET_INSUFFICIENT_FUNDS,
@@ -117,10 +131,6 @@ pub fn build(
             wallet_error(e)
         }
     })?;
-    let mut outputs = first;
-    for (to, id, q) in payments {
-        outputs.push(Output::new(*to, [(*id, *q)]));
-    }
     if !change.is_empty() || outputs.is_empty() {
         outputs.push(Output::new(*from, change));
     }
@@ -145,9 +155,4 @@ pub fn send(
 ) -> Result<Txid, RpcError> {
     let tx = build(s, from, first, payments, ops)?;
     s.submit(tx, true).map_err(mempool_error)
-}
-
-/// Whether an input of `tx` is signed SINGLE|ANYONECANPAY (an exchange input).
-pub fn is_exchange_input(mode: u8) -> bool {
-    mode == SighashMode::SINGLE_ACP_BYTE
 }

@@ -201,6 +201,16 @@ const COMMANDS: &[(&str, usize, usize, &str)] = &[
         4,
         "listassets ( asset-identifier(s) verbose count start )\nReturns information about assets issued on the blockchain.",
     ),
+    ("preparelockunspent", 1, 2, "preparelockunspent asset-quantities ( lock )\nPrepares an unspent transaction output (useful for building atomic exchange transactions) containing qty units of asset, to be used in createrawexchange or appendrawexchange."),
+    ("preparelockunspentfrom", 2, 3, "preparelockunspentfrom \"from-address\" asset-quantities ( lock )\nPrepares an unspent transaction output using a specific address."),
+    ("createrawexchange", 3, 3, "createrawexchange \"txid\" vout asset-quantities\nCreates new exchange transaction, which should be completed by appendrawexchange or completerawexchange."),
+    ("appendrawexchange", 4, 4, "appendrawexchange \"hexstring\" \"txid\" vout asset-quantities\nAdds to exchange transaction."),
+    ("completerawexchange", 4, 5, "completerawexchange \"hexstring\" \"txid\" vout asset-quantities ( data )\nCompletes existing exchange transaction."),
+    ("decoderawexchange", 1, 2, "decoderawexchange \"hexstring\" ( verbose )\nReturns a JSON object describing the serialized exchange transaction."),
+    ("disablerawtransaction", 1, 1, "disablerawtransaction \"hexstring\"\nDisables raw transaction by spending one of its inputs and sending it back to the wallet."),
+    ("lockunspent", 1, 2, "lockunspent unlock [{\"txid\":\"txid\",\"vout\":n},...]\nUpdates list of temporarily unspendable outputs."),
+    ("listlockunspent", 0, 0, "listlockunspent\nReturns list of temporarily unspendable outputs."),
+    ("listunspent", 0, 3, "listunspent ( minconf maxconf [\"address\",...] )\nReturns array of unspent transaction outputs."),
     (
         "help",
         0,
@@ -357,6 +367,19 @@ fn run(s: &mut NodeState, name: &str, params: &[Value], version: &str) -> R {
         }
         "getmultibalances" => getmultibalances(s, &a),
         "listassets" => listassets(s, &a),
+        "preparelockunspent" => super::exchange::preparelockunspent(s, None, &a, 0),
+        "preparelockunspentfrom" => {
+            let from = a.str(0)?.to_string();
+            super::exchange::preparelockunspent(s, Some(&from), &a, 1)
+        }
+        "createrawexchange" => super::exchange::createrawexchange(s, &a),
+        "appendrawexchange" => super::exchange::appendrawexchange(s, &a),
+        "completerawexchange" => super::exchange::completerawexchange(s, &a),
+        "decoderawexchange" => super::exchange::decoderawexchange(s, &a),
+        "disablerawtransaction" => super::exchange::disablerawtransaction(s, &a),
+        "lockunspent" => super::exchange::lockunspent(s, &a),
+        "listlockunspent" => super::exchange::listlockunspent(s),
+        "listunspent" => super::exchange::listunspent(s, &a),
         _ => Err(RpcError::new(code::METHOD_NOT_FOUND, "Method not found")),
     }
 }

@@ -4,7 +4,9 @@
 
 pub mod args;
 pub mod build;
+pub mod client;
 pub mod convert;
+pub mod exchange;
 pub mod methods;
 pub mod server;
 

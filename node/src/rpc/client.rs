@@ -1,5 +1,5 @@
 //! A minimal HTTP/1.1 JSON-RPC client over a plain TCP connection (`Connection: close`), as
-//! multichain-cli sends it.
+//! multichain-cli sends it. Used by `wattle-cli`, the exchange service and the tests.
 
 use base64::Engine as _;
 use std::io::{Read, Write};
@@ -90,6 +90,65 @@ fn dechunk(mut body: &str) -> Result<String, HttpError> {
         }
         out.push_str(&rest[..size]);
         body = rest[size..].trim_start_matches("\r\n");
+    }
+}
+
+/// A JSON-RPC client for one node.
+#[derive(Clone, Debug)]
+pub struct RpcClient {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub chain: String,
+    pub timeout: Duration,
+}
+
+/// Why a call failed: the node's JSON-RPC error, or no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    Rpc { code: i64, message: String },
+    Transport(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Rpc { code, message } => write!(f, "error code {code}: {message}"),
+            CallError::Transport(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl RpcClient {
+    /// A client using the credentials and port in a chain's data directory.
+    pub fn from_datadir(dir: &crate::datadir::DataDir, port: Option<u16>) -> Result<RpcClient, String> {
+        let conf = crate::datadir::RpcConf::read(&dir.conf_path())?;
+        let port = port.or(conf.port).ok_or("no rpcport in wattle.conf")?;
+        Ok(RpcClient {
+            host: "127.0.0.1".into(),
+            port,
+            user: conf.user,
+            password: conf.password,
+            chain: dir.chain.clone(),
+            timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// Calls `method` with positional `params`.
+    pub fn call(&self, method: &str, params: serde_json::Value) -> Result<serde_json::Value, CallError> {
+        let body = serde_json::json!({"method": method, "params": params, "id": 1, "chain_name": self.chain}).to_string();
+        let reply = post(&self.host, self.port, &self.user, &self.password, &body, self.timeout)
+            .map_err(|e| CallError::Transport(format!("{e:?}")))?;
+        let v: serde_json::Value = serde_json::from_str(&reply.body)
+            .map_err(|_| CallError::Transport(format!("HTTP {}: {}", reply.status, reply.body.trim())))?;
+        match v.get("error") {
+            Some(e) if !e.is_null() => Err(CallError::Rpc {
+                code: e.get("code").and_then(serde_json::Value::as_i64).unwrap_or(-1),
+                message: e.get("message").and_then(serde_json::Value::as_str).unwrap_or("").to_string(),
+            }),
+            _ => Ok(v.get("result").cloned().unwrap_or(serde_json::Value::Null)),
+        }
     }
 }
 
