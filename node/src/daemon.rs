@@ -21,7 +21,7 @@ use wattle_ledger::permissions::{GlobalPerm, Permission};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub const USAGE: &str = "Usage: wattled CHAIN[@SEED-HOST:PORT] [options]
-       wattled devnet [-datadir=DIR]
+       wattled devnet [-datadir=DIR] [-exit]
 
 Runs a Wattle node. With CHAIN alone it starts the chain created by `wattle-util create CHAIN`
 (the first run makes the genesis block) or restarts a node that joined before. With
@@ -38,6 +38,7 @@ Options:
   -externalip=IP      address shown in nodeaddress (default 127.0.0.1)
   -shortoutput        print only the node's address when joining
   -debug              verbose logging in debug.log
+  -exit               devnet: stop after the trade instead of waiting for Ctrl-C
   -daemon             accepted for MultiChain compatibility (run it in the background yourself)
   -help, -version";
 
@@ -54,6 +55,8 @@ pub struct Options {
     pub externalip: Option<String>,
     pub shortoutput: bool,
     pub debug: bool,
+    /// devnet: stop after the trade instead of waiting for Ctrl-C.
+    pub exit: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +99,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 "externalip" => opts.externalip = Some(need(value)?),
                 "shortoutput" => opts.shortoutput = true,
                 "debug" => opts.debug = true,
+                "exit" => opts.exit = true,
                 "daemon" | "printtoconsole" => {}
                 other => return Err(format!("unknown option -{other} (see wattled -help)")),
             }

@@ -31,7 +31,10 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }
         Command::Run(opts) => runtime.block_on(daemon::run(opts, None)),
-        Command::Devnet(opts) => runtime.block_on(wattle_node::devnet::run(opts)),
+        Command::Devnet(opts) => {
+            let exit = opts.exit;
+            runtime.block_on(wattle_node::devnet::run(opts, exit))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
