@@ -132,6 +132,9 @@ pub enum Output {
     Refused { id: BlockId, reason: String },
 }
 
+/// A block and the peer it came from (`None`: produced here).
+type Received = (Arc<Block>, Option<PeerId>);
+
 struct Entry {
     block: Arc<Block>,
     id: BlockId,
@@ -153,9 +156,9 @@ pub struct Engine {
     main_heights: BTreeMap<BlockId, u32>,
     side: BTreeMap<BlockId, SideEntry>,
     /// Blocks waiting for their parent, by parent id.
-    orphans: BTreeMap<BlockId, Vec<(Arc<Block>, Option<PeerId>)>>,
+    orphans: BTreeMap<BlockId, Vec<Received>>,
     orphan_count: usize,
-    future: Vec<(Arc<Block>, Option<PeerId>)>,
+    future: Vec<Received>,
     tip_received_ms: u64,
     mempool_pending: usize,
     peers: usize,
@@ -359,11 +362,11 @@ impl Engine {
             if self.main_heights.contains_key(&bid) || self.side.contains_key(&bid) {
                 continue;
             }
-            if self.connect_block(view, cache, b, f, now, out) {
-                if let Some(children) = self.orphans.remove(&bid) {
-                    self.orphan_count -= children.len();
-                    queue.extend(children);
-                }
+            if self.connect_block(view, cache, b, f, now, out)
+                && let Some(children) = self.orphans.remove(&bid)
+            {
+                self.orphan_count -= children.len();
+                queue.extend(children);
             }
         }
     }

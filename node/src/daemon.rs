@@ -251,7 +251,6 @@ pub async fn run(
         Store::open(&dir.store_path()).map_err(|e| format!("cannot open the store: {e}"))?,
     );
     let wallet = Wallet::open_or_create(&dir.wallet_path()).map_err(|e| e.to_string())?;
-    let fmt_ready;
     let mut created = false;
     let seed = opts.seed.clone().or_else(|| read_seed(&dir));
     if !store.is_initialized() {
@@ -293,7 +292,7 @@ pub async fn run(
         params: params.clone(),
         id: chain_id,
     };
-    fmt_ready = params.address_format();
+    let fmt_ready = params.address_format();
     let rpc_conf = match RpcConf::read(&dir.conf_path()) {
         Ok(c) => c,
         Err(_) if !dir.conf_path().exists() => {
