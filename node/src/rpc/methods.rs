@@ -728,12 +728,8 @@ fn listpermissions(s: &NodeState, a: &Args) -> R {
         {
             continue;
         }
-        if rec.end <= rec.start
-            || rec.end <= height.saturating_sub(1)
-                && rec.end != NO_END
-                && !rec.holds_at(height)
-                && rec.end < height
-        {
+        // Revoked ranges and ranges that ended are not listed (future ones are).
+        if rec.end <= rec.start || rec.end <= height.saturating_sub(1) {
             continue;
         }
         let (for_, kind) = permission_for(s, &perm);
@@ -743,6 +739,26 @@ fn listpermissions(s: &NodeState, a: &Args) -> R {
             e["pending"] = pending_votes(s, &addr, &perm);
         }
         out.push(e);
+    }
+    if verbose {
+        // Admin-consensus changes still waiting for votes, for addresses with no record yet.
+        let listed: Vec<(String, String)> = out
+            .iter()
+            .map(|e| (e["address"].to_string(), e["type"].to_string()))
+            .collect();
+        for (k, _) in s.store.scan(crate::store::kind::VOTES).unwrap_or_default() {
+            let wattle_ledger::state::StateKey::Votes(addr, g) = k else { continue };
+            let perm = Permission::Global(g);
+            let e_addr = Value::String(fmt.encode(&addr)).to_string();
+            let e_type = Value::String(g.name().to_string()).to_string();
+            if filter.as_ref().is_some_and(|f| !f.contains(&perm))
+                || addresses.as_ref().is_some_and(|l| !l.contains(&addr))
+                || listed.contains(&(e_addr, e_type))
+            {
+                continue;
+            }
+            out.push(json!({"address": fmt.encode(&addr), "for": null, "type": g.name(), "startblock": 0, "endblock": 0, "admins": [], "pending": pending_votes(s, &addr, &perm)}));
+        }
     }
     Ok(Value::Array(out))
 }
