@@ -168,11 +168,14 @@ pub async fn run(opts: Options, exit_after: bool) -> Result<(), String> {
     for s in [&admin, &producer, &consumer] {
         println!("{:<9} {}  rpc 127.0.0.1:{}  wattle-cli {CHAIN} -datadir={} ...", s.role, s.address, s.rpc.port, s.dir.display());
     }
+    let clients = [admin.rpc.clone(), producer.rpc.clone(), consumer.rpc.clone()];
     let fresh = admin.call("listassets", json!(["energy"])).is_err();
     let outcome = if fresh {
         let (a, p, c) = (admin, producer, consumer);
-        let r = tokio::task::spawn_blocking(move || replay(&a, &p, &c).map(|_| (a, p, c))).await.map_err(|e| e.to_string())?;
-        r.map(|_| ())
+        tokio::task::spawn_blocking(move || replay(&a, &p, &c))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
     } else {
         println!("(the devnet in this directory already traded; not replaying)");
         Ok(())
@@ -185,11 +188,8 @@ pub async fn run(opts: Options, exit_after: bool) -> Result<(), String> {
         let _ = tokio::signal::ctrl_c().await;
     }
     // Stop all three nodes.
-    for (task, dir) in [(admin_task, "admin"), (producer_task, "producer"), (consumer_task, "consumer")] {
-        let d = DataDir::new(Some(root.join(dir)), CHAIN);
-        if let Ok(c) = RpcClient::from_datadir(&d, None) {
-            let _ = tokio::task::spawn_blocking(move || c.call("stop", json!([]))).await;
-        }
+    for (task, client) in [admin_task, producer_task, consumer_task].into_iter().zip(clients) {
+        let _ = tokio::task::spawn_blocking(move || client.call("stop", json!([]))).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
     outcome
