@@ -296,7 +296,11 @@ pub async fn run(
     let rpc_conf = match RpcConf::read(&dir.conf_path()) {
         Ok(c) => c,
         Err(_) if !dir.conf_path().exists() => {
-            let c = RpcConf::generate(opts.rpcport.filter(|p| *p != 0).unwrap_or(params.default_rpc_port));
+            let c = RpcConf::generate(
+                opts.rpcport
+                    .filter(|p| *p != 0)
+                    .unwrap_or(params.default_rpc_port),
+            );
             write_private(&dir.conf_path(), c.render().as_bytes()).map_err(|e| e.to_string())?;
             c
         }

@@ -5,8 +5,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 use wattle_cli::convert;
-use wattle_node::rpc::client as http;
 use wattle_node::datadir::{DataDir, RpcConf};
+use wattle_node::rpc::client as http;
 
 const USAGE: &str = "Usage: wattle-cli CHAIN [options] COMMAND [PARAMS ...]
        wattle-cli CHAIN [options]            (interactive: one command per line; exit, quit or bye leaves)

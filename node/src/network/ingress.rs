@@ -124,7 +124,9 @@ impl NetworkHandle {
             .await
     }
 
-    /// The node's verdict on a gossiped message (from `NetEvent::Tx`/`NetEvent::Block`).
+    /// The node's verdict on a gossiped message (from `NetEvent::Tx`/`NetEvent::Block`), due
+    /// within `NetworkConfig::validation_window`; a later verdict is a no-op. Call it once per
+    /// message, with the `peer` of the event as `propagation_source`.
     pub async fn report(
         &self,
         msg_id: MessageId,

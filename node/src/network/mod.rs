@@ -36,9 +36,9 @@
 //! backoff from [`NetworkConfig::redial_min`] to [`NetworkConfig::redial_max`] (reset once a
 //! connection has lasted a minute). A joiner therefore keeps knocking until it is admitted.
 //!
-//! Files: `ingress` (commands and the handle), `actor` (the select loop), `behaviour` (libp2p
-//! behaviours and their configuration), `protocol` (sync messages), `peers` (peer table and
-//! seed dialling).
+//! Files: `ingress` (commands and the handle), `actor` (the select loop and commands) with
+//! `actor/swarm` (Swarm events), `behaviour` (libp2p behaviours and their configuration),
+//! `protocol` (sync messages), `peers` (peer table and seed dialling).
 
 mod actor;
 mod behaviour;

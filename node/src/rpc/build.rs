@@ -131,7 +131,10 @@ pub fn build_funded(
             wallet_error(e)
         }
     })?;
-    if !change.is_empty() || outputs.is_empty() {
+    // A transaction that needs no assets (grant, revoke, issue) spends a coin only to be signed:
+    // hand it back, zero-value if it carried nothing, or the sender has no coin left to sign its
+    // next transaction with (there are no coinbase outputs; genesis makes the admin one coin).
+    if !change.is_empty() || outputs.is_empty() || need.is_empty() {
         outputs.push(Output::new(*from, change));
     }
     let mut tx = Transaction {

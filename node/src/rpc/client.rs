@@ -122,7 +122,10 @@ impl std::fmt::Display for CallError {
 
 impl RpcClient {
     /// A client using the credentials and port in a chain's data directory.
-    pub fn from_datadir(dir: &crate::datadir::DataDir, port: Option<u16>) -> Result<RpcClient, String> {
+    pub fn from_datadir(
+        dir: &crate::datadir::DataDir,
+        port: Option<u16>,
+    ) -> Result<RpcClient, String> {
         let conf = crate::datadir::RpcConf::read(&dir.conf_path())?;
         let port = port.or(conf.port).ok_or("no rpcport in wattle.conf")?;
         Ok(RpcClient {
@@ -136,16 +139,35 @@ impl RpcClient {
     }
 
     /// Calls `method` with positional `params`.
-    pub fn call(&self, method: &str, params: serde_json::Value) -> Result<serde_json::Value, CallError> {
+    pub fn call(
+        &self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
         let body = serde_json::json!({"method": method, "params": params, "id": 1, "chain_name": self.chain}).to_string();
-        let reply = post(&self.host, self.port, &self.user, &self.password, &body, self.timeout)
-            .map_err(|e| CallError::Transport(format!("{e:?}")))?;
-        let v: serde_json::Value = serde_json::from_str(&reply.body)
-            .map_err(|_| CallError::Transport(format!("HTTP {}: {}", reply.status, reply.body.trim())))?;
+        let reply = post(
+            &self.host,
+            self.port,
+            &self.user,
+            &self.password,
+            &body,
+            self.timeout,
+        )
+        .map_err(|e| CallError::Transport(format!("{e:?}")))?;
+        let v: serde_json::Value = serde_json::from_str(&reply.body).map_err(|_| {
+            CallError::Transport(format!("HTTP {}: {}", reply.status, reply.body.trim()))
+        })?;
         match v.get("error") {
             Some(e) if !e.is_null() => Err(CallError::Rpc {
-                code: e.get("code").and_then(serde_json::Value::as_i64).unwrap_or(-1),
-                message: e.get("message").and_then(serde_json::Value::as_str).unwrap_or("").to_string(),
+                code: e
+                    .get("code")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(-1),
+                message: e
+                    .get("message")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             }),
             _ => Ok(v.get("result").cloned().unwrap_or(serde_json::Value::Null)),
         }

@@ -18,14 +18,17 @@ type R = Result<Value, RpcError>;
 
 fn exchange_error(e: ExchangeError) -> RpcError {
     match e {
-        ExchangeError::PreparedNoPermission => RpcError::new(code::INSUFFICIENT_PERMISSIONS, e.to_string()),
+        ExchangeError::PreparedNoPermission => {
+            RpcError::new(code::INSUFFICIENT_PERMISSIONS, e.to_string())
+        }
         ExchangeError::EmptyAsk => RpcError::new(code::INVALID_PARAMETER, e.to_string()),
         _ => RpcError::new(code::EXCHANGE_ERROR, e.to_string()),
     }
 }
 
 fn decode_tx(text: &str) -> Result<Transaction, RpcError> {
-    codec::decode_hex(text).map_err(|_| RpcError::new(code::DESERIALIZATION_ERROR, "TX decode failed"))
+    codec::decode_hex(text)
+        .map_err(|_| RpcError::new(code::DESERIALIZATION_ERROR, "TX decode failed"))
 }
 
 fn outpoint(a: &Args, txid_at: usize) -> Result<OutPoint, RpcError> {
@@ -33,25 +36,37 @@ fn outpoint(a: &Args, txid_at: usize) -> Result<OutPoint, RpcError> {
         .map_err(|_| RpcError::new(code::INVALID_PARAMETER, "txid must be hexadecimal string"))?;
     let vout = a.int_or(txid_at + 1, -1)?;
     if vout < 0 || vout > u32::MAX as i64 {
-        return Err(RpcError::new(code::INVALID_PARAMETER, "Invalid parameter, vout must be positive"));
+        return Err(RpcError::new(
+            code::INVALID_PARAMETER,
+            "Invalid parameter, vout must be positive",
+        ));
     }
-    Ok(OutPoint { txid, vout: vout as u32 })
+    Ok(OutPoint {
+        txid,
+        vout: vout as u32,
+    })
 }
 
 fn can_trade(s: &NodeState, a: &Address) -> bool {
-    s.holds(a, Permission::Global(GlobalPerm::Send)) && s.holds(a, Permission::Global(GlobalPerm::Receive))
+    s.holds(a, Permission::Global(GlobalPerm::Send))
+        && s.holds(a, Permission::Global(GlobalPerm::Receive))
 }
 
 /// A wallet coin (locked or not, confirmed or not) with its key: −715 if it is not there.
 fn prepared_coin(s: &NodeState, prev: &OutPoint) -> Result<Coin, RpcError> {
-    s.wallet_coins(&[], true, 0).into_iter().find(|c| c.outpoint == *prev).ok_or_else(|| {
-        let msg = if s.store.tx_location(&prev.txid).ok().flatten().is_some() || s.mempool.contains(&prev.txid) {
-            "Input already spent"
-        } else {
-            "Missing inputs"
-        };
-        RpcError::new(code::WALLET_OUTPUT_NOT_FOUND, msg)
-    })
+    s.wallet_coins(&[], true, 0)
+        .into_iter()
+        .find(|c| c.outpoint == *prev)
+        .ok_or_else(|| {
+            let msg = if s.store.tx_location(&prev.txid).ok().flatten().is_some()
+                || s.mempool.contains(&prev.txid)
+            {
+                "Input already spent"
+            } else {
+                "Missing inputs"
+            };
+            RpcError::new(code::WALLET_OUTPUT_NOT_FOUND, msg)
+        })
 }
 
 /// preparelockunspent (assets, lock=true) / preparelockunspentfrom (from, assets, lock=true).
@@ -62,22 +77,39 @@ pub fn preparelockunspent(s: &mut NodeState, from: Option<&str>, a: &Args, base:
             let f = address(&fmt, text)?;
             build::key_of(s, &f)?;
             if !can_trade(s, &f) {
-                return Err(RpcError::new(code::INSUFFICIENT_PERMISSIONS, "from-address doesn't have send and receive permission"));
+                return Err(RpcError::new(
+                    code::INSUFFICIENT_PERMISSIONS,
+                    "from-address doesn't have send and receive permission",
+                ));
             }
             f
         }
-        None => s.wallet.addresses().into_iter().find(|x| can_trade(s, x)).ok_or_else(|| {
-            RpcError::new(code::INSUFFICIENT_PERMISSIONS, "This wallet doesn't have keys with send and receive permission")
-        })?,
+        None => s
+            .wallet
+            .addresses()
+            .into_iter()
+            .find(|x| can_trade(s, x))
+            .ok_or_else(|| {
+                RpcError::new(
+                    code::INSUFFICIENT_PERMISSIONS,
+                    "This wallet doesn't have keys with send and receive permission",
+                )
+            })?,
     };
-    let bag = asset_bag(s, a.get(base).ok_or_else(|| RpcError::new(code::MISC_ERROR, "missing asset quantities"))?)?;
+    let bag = asset_bag(
+        s,
+        a.get(base)
+            .ok_or_else(|| RpcError::new(code::MISC_ERROR, "missing asset quantities"))?,
+    )?;
     let lock = a.bool_or(base + 1, true)?;
     let prepared = Output::new(from, bag.iter().map(|(k, v)| (*k, *v)));
     let tx = build::build_funded(s, &from, vec![prepared], &bag, vec![])?;
     let txid = s.submit(tx, true).map_err(mempool_error)?;
     let op = OutPoint { txid, vout: 0 };
     if lock {
-        s.wallet.lock(&[op]).map_err(|e| RpcError::new(code::WALLET_ERROR, e.to_string()))?;
+        s.wallet
+            .lock(&[op])
+            .map_err(|e| RpcError::new(code::WALLET_ERROR, e.to_string()))?;
     }
     Ok(json!({"txid": txid.to_hex(), "vout": 0}))
 }
@@ -93,7 +125,9 @@ fn exchange_key(s: &NodeState, prev: &OutPoint) -> Result<wattle_ledger::SecretK
 }
 
 fn ask_of(s: &NodeState, a: &Args, i: usize) -> Result<AssetBag, RpcError> {
-    let v = a.get(i).ok_or_else(|| RpcError::new(code::MISC_ERROR, "missing ask"))?;
+    let v = a
+        .get(i)
+        .ok_or_else(|| RpcError::new(code::MISC_ERROR, "missing ask"))?;
     let bag = asset_bag(s, v)?;
     if bag.is_empty() {
         return Err(exchange_error(ExchangeError::EmptyAsk));
@@ -112,7 +146,8 @@ pub fn createrawexchange(s: &NodeState, a: &Args) -> R {
 
 fn decode(s: &NodeState, tx: &Transaction, check_last: bool) -> Result<DecodedExchange, RpcError> {
     let view = s.mempool.view(&*s.store);
-    exchange::decode_exchange(&view, tx, &s.chain, s.height() + 1, check_last).map_err(exchange_error)
+    exchange::decode_exchange(&view, tx, &s.chain, s.height() + 1, check_last)
+        .map_err(exchange_error)
 }
 
 /// appendrawexchange (hex, txid, vout, ask) → {hex, complete}.
@@ -122,7 +157,8 @@ pub fn appendrawexchange(s: &NodeState, a: &Args) -> R {
     let prev = outpoint(a, 1)?;
     let key = exchange_key(s, &prev)?;
     let ask = ask_of(s, a, 3)?;
-    let out = exchange::append_to_exchange(&tx, prev, &key, &ask, &s.chain).map_err(exchange_error)?;
+    let out =
+        exchange::append_to_exchange(&tx, prev, &key, &ask, &s.chain).map_err(exchange_error)?;
     let d = decode(s, &out, true)?;
     Ok(json!({"hex": out.to_hex(), "complete": d.complete}))
 }
@@ -135,7 +171,10 @@ pub fn completerawexchange(s: &NodeState, a: &Args) -> R {
     let key = exchange_key(s, &prev)?;
     let ask = ask_of(s, a, 3)?;
     if a.get(4).is_some() {
-        return Err(RpcError::new(code::NOT_SUPPORTED, "Metadata outputs are not supported"));
+        return Err(RpcError::new(
+            code::NOT_SUPPORTED,
+            "Metadata outputs are not supported",
+        ));
     }
     let view = s.mempool.view(&*s.store);
     let out = exchange::complete_exchange(&view, &tx, prev, &key, &ask, &s.chain, s.height() + 1)
@@ -154,16 +193,25 @@ pub fn decoderawexchange(s: &NodeState, a: &Args) -> R {
     let d = decode(s, &tx, true)?;
     let fmt = s.chain.params.address_format();
     let mine: Vec<Coin> = s.wallet_coins(&[], true, 0);
-    let candisable = tx.inputs.iter().any(|i| mine.iter().any(|c| c.outpoint == i.prev && can_trade(s, &c.output.address)));
+    let candisable = tx.inputs.iter().any(|i| {
+        mine.iter()
+            .any(|c| c.outpoint == i.prev && can_trade(s, &c.output.address))
+    });
     let cancomplete = d.complete || {
         // Could some send+receive address of this wallet supply what is asked?
-        s.wallet.addresses().iter().filter(|x| can_trade(s, x)).any(|x| {
-            let mut have = AssetBag::new();
-            for c in s.wallet_coins(&[*x], false, 0) {
-                super::convert::add_output(&mut have, &c.output);
-            }
-            d.ask.iter().all(|(id, q)| have.get(id).copied().unwrap_or_default() >= *q)
-        })
+        s.wallet
+            .addresses()
+            .iter()
+            .filter(|x| can_trade(s, x))
+            .any(|x| {
+                let mut have = AssetBag::new();
+                for c in s.wallet_coins(&[*x], false, 0) {
+                    super::convert::add_output(&mut have, &c.output);
+                }
+                d.ask
+                    .iter()
+                    .all(|(id, q)| have.get(id).copied().unwrap_or_default() >= *q)
+            })
     };
     let mut obj = serde_json::Map::new();
     obj.insert("offer".into(), side(s, &d.offer));
@@ -197,7 +245,9 @@ pub fn disablerawtransaction(s: &mut NodeState, a: &Args) -> R {
     let mine = s.wallet_coins(&[], true, 0);
     let mut any_ours = false;
     for input in &tx.inputs {
-        let Some(coin) = mine.iter().find(|c| c.outpoint == input.prev) else { continue };
+        let Some(coin) = mine.iter().find(|c| c.outpoint == input.prev) else {
+            continue;
+        };
         any_ours = true;
         if !can_trade(s, &coin.output.address) {
             continue;
@@ -215,9 +265,15 @@ pub fn disablerawtransaction(s: &mut NodeState, a: &Args) -> R {
         return Ok(Value::String(txid.to_hex()));
     }
     if any_ours {
-        return Err(RpcError::new(code::INSUFFICIENT_PERMISSIONS, "At least one of the input addresses should have send and receive permission"));
+        return Err(RpcError::new(
+            code::INSUFFICIENT_PERMISSIONS,
+            "At least one of the input addresses should have send and receive permission",
+        ));
     }
-    Err(RpcError::new(code::INPUTS_NOT_MINE, "Couldn't find unspent input in this tx belonging to this wallet."))
+    Err(RpcError::new(
+        code::INPUTS_NOT_MINE,
+        "Couldn't find unspent input in this tx belonging to this wallet.",
+    ))
 }
 
 /// lockunspent (unlock, [{txid, vout}]) → true.
@@ -232,11 +288,23 @@ pub fn lockunspent(s: &mut NodeState, a: &Args) -> R {
         Some(Value::Array(items)) => items
             .iter()
             .map(|o| {
-                let txid = o.get("txid").and_then(Value::as_str).and_then(|t| Hash256::from_hex(t).ok());
-                let vout = o.get("vout").and_then(Value::as_u64).filter(|v| *v <= u32::MAX as u64);
+                let txid = o
+                    .get("txid")
+                    .and_then(Value::as_str)
+                    .and_then(|t| Hash256::from_hex(t).ok());
+                let vout = o
+                    .get("vout")
+                    .and_then(Value::as_u64)
+                    .filter(|v| *v <= u32::MAX as u64);
                 match (txid, vout) {
-                    (Some(txid), Some(vout)) => Ok(OutPoint { txid, vout: vout as u32 }),
-                    _ => Err(RpcError::new(code::INVALID_PARAMETER, "Invalid parameter, expected {\"txid\": hex, \"vout\": n}")),
+                    (Some(txid), Some(vout)) => Ok(OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    }),
+                    _ => Err(RpcError::new(
+                        code::INVALID_PARAMETER,
+                        "Invalid parameter, expected {\"txid\": hex, \"vout\": n}",
+                    )),
                 }
             })
             .collect::<Result<_, _>>()?,
@@ -248,8 +316,17 @@ pub fn lockunspent(s: &mut NodeState, a: &Args) -> R {
         s.wallet.unlock(&list)
     } else {
         let coins = s.wallet_coins(&[], true, 0);
-        if let Some(missing) = list.iter().find(|o| !coins.iter().any(|c| c.outpoint == **o)) {
-            return Err(RpcError::new(code::INVALID_PARAMETER, format!("Invalid parameter, unknown transaction output {}:{}", missing.txid, missing.vout)));
+        if let Some(missing) = list
+            .iter()
+            .find(|o| !coins.iter().any(|c| c.outpoint == **o))
+        {
+            return Err(RpcError::new(
+                code::INVALID_PARAMETER,
+                format!(
+                    "Invalid parameter, unknown transaction output {}:{}",
+                    missing.txid, missing.vout
+                ),
+            ));
         }
         s.wallet.lock(&list)
     };
@@ -258,7 +335,13 @@ pub fn lockunspent(s: &mut NodeState, a: &Args) -> R {
 }
 
 pub fn listlockunspent(s: &NodeState) -> R {
-    Ok(Value::Array(s.wallet.locked().iter().map(|o| json!({"txid": o.txid.to_hex(), "vout": o.vout})).collect()))
+    Ok(Value::Array(
+        s.wallet
+            .locked()
+            .iter()
+            .map(|o| json!({"txid": o.txid.to_hex(), "vout": o.vout}))
+            .collect(),
+    ))
 }
 
 /// listunspent (minconf=1, maxconf=9999999, [addresses]).

@@ -201,16 +201,66 @@ const COMMANDS: &[(&str, usize, usize, &str)] = &[
         4,
         "listassets ( asset-identifier(s) verbose count start )\nReturns information about assets issued on the blockchain.",
     ),
-    ("preparelockunspent", 1, 2, "preparelockunspent asset-quantities ( lock )\nPrepares an unspent transaction output (useful for building atomic exchange transactions) containing qty units of asset, to be used in createrawexchange or appendrawexchange."),
-    ("preparelockunspentfrom", 2, 3, "preparelockunspentfrom \"from-address\" asset-quantities ( lock )\nPrepares an unspent transaction output using a specific address."),
-    ("createrawexchange", 3, 3, "createrawexchange \"txid\" vout asset-quantities\nCreates new exchange transaction, which should be completed by appendrawexchange or completerawexchange."),
-    ("appendrawexchange", 4, 4, "appendrawexchange \"hexstring\" \"txid\" vout asset-quantities\nAdds to exchange transaction."),
-    ("completerawexchange", 4, 5, "completerawexchange \"hexstring\" \"txid\" vout asset-quantities ( data )\nCompletes existing exchange transaction."),
-    ("decoderawexchange", 1, 2, "decoderawexchange \"hexstring\" ( verbose )\nReturns a JSON object describing the serialized exchange transaction."),
-    ("disablerawtransaction", 1, 1, "disablerawtransaction \"hexstring\"\nDisables raw transaction by spending one of its inputs and sending it back to the wallet."),
-    ("lockunspent", 1, 2, "lockunspent unlock [{\"txid\":\"txid\",\"vout\":n},...]\nUpdates list of temporarily unspendable outputs."),
-    ("listlockunspent", 0, 0, "listlockunspent\nReturns list of temporarily unspendable outputs."),
-    ("listunspent", 0, 3, "listunspent ( minconf maxconf [\"address\",...] )\nReturns array of unspent transaction outputs."),
+    (
+        "preparelockunspent",
+        1,
+        2,
+        "preparelockunspent asset-quantities ( lock )\nPrepares an unspent transaction output (useful for building atomic exchange transactions) containing qty units of asset, to be used in createrawexchange or appendrawexchange.",
+    ),
+    (
+        "preparelockunspentfrom",
+        2,
+        3,
+        "preparelockunspentfrom \"from-address\" asset-quantities ( lock )\nPrepares an unspent transaction output using a specific address.",
+    ),
+    (
+        "createrawexchange",
+        3,
+        3,
+        "createrawexchange \"txid\" vout asset-quantities\nCreates new exchange transaction, which should be completed by appendrawexchange or completerawexchange.",
+    ),
+    (
+        "appendrawexchange",
+        4,
+        4,
+        "appendrawexchange \"hexstring\" \"txid\" vout asset-quantities\nAdds to exchange transaction.",
+    ),
+    (
+        "completerawexchange",
+        4,
+        5,
+        "completerawexchange \"hexstring\" \"txid\" vout asset-quantities ( data )\nCompletes existing exchange transaction.",
+    ),
+    (
+        "decoderawexchange",
+        1,
+        2,
+        "decoderawexchange \"hexstring\" ( verbose )\nReturns a JSON object describing the serialized exchange transaction.",
+    ),
+    (
+        "disablerawtransaction",
+        1,
+        1,
+        "disablerawtransaction \"hexstring\"\nDisables raw transaction by spending one of its inputs and sending it back to the wallet.",
+    ),
+    (
+        "lockunspent",
+        1,
+        2,
+        "lockunspent unlock [{\"txid\":\"txid\",\"vout\":n},...]\nUpdates list of temporarily unspendable outputs.",
+    ),
+    (
+        "listlockunspent",
+        0,
+        0,
+        "listlockunspent\nReturns list of temporarily unspendable outputs.",
+    ),
+    (
+        "listunspent",
+        0,
+        3,
+        "listunspent ( minconf maxconf [\"address\",...] )\nReturns array of unspent transaction outputs.",
+    ),
     (
         "help",
         0,
@@ -747,7 +797,9 @@ fn listpermissions(s: &NodeState, a: &Args) -> R {
             .map(|e| (e["address"].to_string(), e["type"].to_string()))
             .collect();
         for (k, _) in s.store.scan(crate::store::kind::VOTES).unwrap_or_default() {
-            let wattle_ledger::state::StateKey::Votes(addr, g) = k else { continue };
+            let wattle_ledger::state::StateKey::Votes(addr, g) = k else {
+                continue;
+            };
             let perm = Permission::Global(g);
             let e_addr = Value::String(fmt.encode(&addr)).to_string();
             let e_type = Value::String(g.name().to_string()).to_string();

@@ -1,0 +1,9 @@
+//! Tests with real `wattled` processes on 127.0.0.1: joining through the seed and the connect
+//! permission, transfers confirmed on every node, SIGKILL in the middle of a stream of
+//! transactions, revoking connect, and a graceful restart. Every wait is bounded.
+
+mod crash;
+mod harness;
+mod joining;
+mod restart;
+mod revoke;
