@@ -187,9 +187,12 @@ pub enum BlockError {
 }
 
 impl BlockError {
-    /// Faults that no state can cure (bad signature, malformed content).
+    /// Faults that make the sender of the block at fault whatever our own state (bad signature,
+    /// malformed content, and — judged on the block's own branch — a signer without `mine`,
+    /// which DESIGN §5 lists among the faults that get Reject).
     pub fn is_stateless(&self) -> bool {
         match self {
+            BlockError::MinerNotPermitted { .. } => true,
             BlockError::BadVersion { .. }
             | BlockError::TooLarge { .. }
             | BlockError::BadMerkleRoot
