@@ -8,10 +8,10 @@ use crate::block::Block;
 use crate::chain::Chain;
 use crate::error::BlockError;
 use crate::genesis::{apply_genesis, genesis_block};
-use crate::keys::{PublicKey, SecretKey, Signature};
+use crate::keys::SecretKey;
 use crate::params::ChainParams;
 use crate::permissions::{NO_END, Permission};
-use crate::sighash::{self, SighashMode};
+use crate::sighash;
 use crate::state::{Changeset, MemoryView, StateKey, StateValue, TipInfo, Utxo, read};
 use crate::tx::{AssetId, Input, IssueAsset, Op, OutPoint, Output, TX_VERSION, Transaction};
 use std::collections::BTreeMap;
@@ -26,12 +26,7 @@ pub fn key(seed: u64) -> SecretKey {
 
 /// An input spending `prev`, to be signed later.
 pub fn unsigned_input(prev: OutPoint) -> Input {
-    Input {
-        prev,
-        pubkey: PublicKey::default(),
-        signature: Signature::default(),
-        sighash: SighashMode::ALL_BYTE,
-    }
+    Input::unsigned(prev)
 }
 
 /// A chain with its state in memory. Blocks are signed by the admin (the only miner).

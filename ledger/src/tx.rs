@@ -39,6 +39,19 @@ pub struct Input {
     pub sighash: u8,
 }
 
+impl Input {
+    /// An input spending `prev`, to be signed later (`sighash::sign_all` / `sign_input` fill in
+    /// the key, mode and signature).
+    pub fn unsigned(prev: OutPoint) -> Input {
+        Input {
+            prev,
+            pubkey: PublicKey::default(),
+            signature: Signature::default(),
+            sighash: 0x01,
+        }
+    }
+}
+
 /// An output: the address that may spend it and the assets it carries, sorted by asset id, with no
 /// zero and no duplicate entries. An output with no assets is a zero-value output.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Encode, Decode)]

@@ -9,7 +9,6 @@ use wattle_ledger::error::TxError;
 use wattle_ledger::exchange::AssetBag;
 use wattle_ledger::permissions::{GlobalPerm, Permission};
 use wattle_ledger::sighash;
-use wattle_ledger::testkit::unsigned_input;
 use wattle_ledger::tx::{AssetId, Op, Output, TX_VERSION, Transaction, Txid};
 use wattle_ledger::{Amount, SecretKey};
 
@@ -139,7 +138,10 @@ pub fn build_funded(
     }
     let mut tx = Transaction {
         version: TX_VERSION,
-        inputs: picked.iter().map(|c| unsigned_input(c.outpoint)).collect(),
+        inputs: picked
+            .iter()
+            .map(|c| wattle_ledger::tx::Input::unsigned(c.outpoint))
+            .collect(),
         outputs,
         ops,
     };

@@ -255,7 +255,7 @@ pub fn disablerawtransaction(s: &mut NodeState, a: &Args) -> R {
         let key = build::key_of(s, &coin.output.address)?;
         let mut spend = Transaction {
             version: wattle_ledger::tx::TX_VERSION,
-            inputs: vec![wattle_ledger::testkit::unsigned_input(coin.outpoint)],
+            inputs: vec![wattle_ledger::tx::Input::unsigned(coin.outpoint)],
             outputs: vec![coin.output.clone()],
             ops: vec![],
         };
