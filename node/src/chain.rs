@@ -24,7 +24,7 @@ use wattle_ledger::block::{Block, BlockId};
 use wattle_ledger::chain::Chain;
 use wattle_ledger::codec;
 use wattle_ledger::permissions::{GlobalPerm, Permission};
-use wattle_ledger::state::{StateKey, StateValue, read};
+use wattle_ledger::state::{StateValue, read};
 use wattle_ledger::tx::{OutPoint, Transaction, Txid};
 use wattle_ledger::validate;
 
@@ -385,20 +385,17 @@ impl NodeState {
         };
         let tip = self.height();
         let mut coins: BTreeMap<OutPoint, Coin> = BTreeMap::new();
-        if let Ok(entries) = self.store.scan(crate::store::kind::UTXO) {
-            for (k, v) in entries {
-                if let (StateKey::Utxo(op), StateValue::Utxo(u)) = (k, v)
-                    && wanted.contains(&u.output.address)
-                {
-                    coins.insert(
-                        op,
-                        Coin {
-                            outpoint: op,
-                            output: u.output,
-                            confirmations: tip + 1 - u.height.min(tip),
-                        },
-                    );
-                }
+        for address in &wanted {
+            for (op, u) in self.store.utxos_of(address).unwrap_or_default() {
+                let confirmations = tip + 1 - u.height.min(tip);
+                coins.insert(
+                    op,
+                    Coin {
+                        outpoint: op,
+                        output: u.output,
+                        confirmations,
+                    },
+                );
             }
         }
         for (k, v) in self.mempool.utxo_writes() {

@@ -256,6 +256,31 @@ impl Store {
     }
 
     /// A meta value (see [`meta`] for the names in use).
+    /// The unspent outputs of one address, in outpoint order (through the address index, so
+    /// the cost follows the address's coins, not the whole UTXO set).
+    pub fn utxos_of(
+        &self,
+        address: &wattle_ledger::Address,
+    ) -> Result<Vec<(wattle_ledger::tx::OutPoint, wattle_ledger::state::Utxo)>, StoreError> {
+        let mut prefix = vec![index::ADDRESS_UTXO];
+        prefix.extend_from_slice(&address.0);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            let op: wattle_ledger::tx::OutPoint = decode("address index", &k[prefix.len()..])?;
+            match self.state_get(&StateKey::Utxo(op))? {
+                Some(StateValue::Utxo(u)) => out.push((op, u)),
+                _ => {
+                    return Err(StoreError::Decode {
+                        what: "address index",
+                        why: format!("it names {op:?}, which is not unspent"),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get(index::meta_key(name))?.map(|v| v.to_vec()))
     }

@@ -235,6 +235,25 @@ fn check(store: &Store, m: &Model) {
                 .count();
         assert_eq!(listed.len(), expected, "scan of kind {k}");
     }
+    // The address index lists exactly each address's unspent outputs.
+    let mut by_address: BTreeMap<wattle_ledger::Address, Vec<_>> = BTreeMap::new();
+    for (k, v) in &m.t.state.map {
+        if let (StateKey::Utxo(op), StateValue::Utxo(u)) = (k, v) {
+            by_address
+                .entry(u.output.address)
+                .or_default()
+                .push((*op, u.clone()));
+        }
+    }
+    for (address, expected) in &by_address {
+        assert_eq!(&store.utxos_of(address).unwrap(), expected, "address index");
+    }
+    assert!(
+        store
+            .utxos_of(&wattle_ledger::Address([0xee; 20]))
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.tip().unwrap(), Some(m.t.tip()), "tip");
     let mut on_main = BTreeSet::new();
     for (h, b) in m.main.iter().enumerate() {

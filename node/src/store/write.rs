@@ -88,8 +88,18 @@ impl<'a> StateDelta<'a> {
     /// Adds the writes that change something to `batch`.
     pub(super) fn write(self, batch: &mut sled::Batch) {
         for (key, value) in self.current {
-            if self.original.get(&key) == Some(&value) {
+            let original = self.original.get(&key);
+            if original == Some(&value) {
                 continue;
+            }
+            // Keep the address index of unspent outputs in step with the state.
+            if let StateKey::Utxo(op) = &key {
+                if let Some(Some(StateValue::Utxo(old))) = original {
+                    batch.remove(index::address_utxo_key(&old.output.address, op));
+                }
+                if let Some(StateValue::Utxo(new)) = &value {
+                    batch.insert(index::address_utxo_key(&new.output.address, op), &[][..]);
+                }
             }
             match value {
                 Some(v) => batch.insert(index::state_key(&key), codec::encode(&v)),
