@@ -248,9 +248,16 @@ pub fn tx_json(s: &NodeState, tx: &Transaction, block: Option<(u32, Hash256, u64
                     };
                     let mut e = asset_entry(s, &real, *q);
                     if let Value::Object(m) = &mut e {
-                        m.insert("issuetxid".into(), Value::String(real.to_hex()));
-                        m.insert("raw".into(), json!(q.raw()));
-                        m.insert("type".into(), Value::String(kind.into()));
+                        // MultiChain's order: name, issuetxid, assetref, qty, raw, type.
+                        let field = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+                        let mut ordered = Map::new();
+                        ordered.insert("name".into(), field("name"));
+                        ordered.insert("issuetxid".into(), Value::String(real.to_hex()));
+                        ordered.insert("assetref".into(), field("assetref"));
+                        ordered.insert("qty".into(), field("qty"));
+                        ordered.insert("raw".into(), json!(q.raw()));
+                        ordered.insert("type".into(), Value::String(kind.into()));
+                        *m = ordered;
                     }
                     e
                 })
