@@ -295,12 +295,14 @@ impl NodeState {
         {
             tracing::warn!("cannot update wallet locks: {e}");
         }
-        self.recheck_peers();
+        // The engine must learn the new pool size before any other input: judged on a stale
+        // count, it would sign an empty block at once after a slow store write.
         let pending = self.mempool.len();
         self.inputs.push_back(Input::Mempool {
             pending,
             now: now_ms(),
         });
+        self.recheck_peers();
     }
 
     fn produce(&mut self, height: u32, parent: BlockId, timestamp_ms: u64) {
