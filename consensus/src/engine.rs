@@ -339,8 +339,15 @@ impl Engine {
             });
             return;
         }
+        // Only blocks signed by an address that ever held `mine` are worth holding for later:
+        // anyone can sign, and the holding pools are small.
+        let worth_holding = self.chain.anyone_can(wattle_ledger::GlobalPerm::Mine)
+            || read::holders(view, &wattle_ledger::GlobalPerm::Mine)
+                .ok()
+                .flatten()
+                .is_some_and(|h| h.contains(&block.header.miner.address()));
         if block.header.timestamp_ms > now.saturating_add(self.chain.params.max_future_drift_ms) {
-            if self.future.len() < self.config.max_future {
+            if worth_holding && self.future.len() < self.config.max_future {
                 self.future.push((block, from));
             }
             out.push(Output::Verdict {
@@ -353,7 +360,7 @@ impl Engine {
         }
         let parent = block.header.prev;
         if !self.main_heights.contains_key(&parent) && !self.side.contains_key(&parent) {
-            self.hold_orphan(block, from, out);
+            self.hold_orphan(block, from, worth_holding, out);
             return;
         }
         let mut queue = vec![(block, from)];
@@ -371,10 +378,16 @@ impl Engine {
         }
     }
 
-    fn hold_orphan(&mut self, block: Arc<Block>, from: Option<PeerId>, out: &mut Vec<Output>) {
+    fn hold_orphan(
+        &mut self,
+        block: Arc<Block>,
+        from: Option<PeerId>,
+        keep: bool,
+        out: &mut Vec<Output>,
+    ) {
         let id = block.header.id(&self.chain.id);
         let height = block.header.height;
-        if self.orphan_count < self.config.max_orphans {
+        if keep && self.orphan_count < self.config.max_orphans {
             self.orphans
                 .entry(block.header.prev)
                 .or_default()
@@ -711,5 +724,74 @@ impl Engine {
     /// Checks the node's view matches the engine's tip (a mismatch means a failed store write).
     pub fn view_matches<V: LedgerView + ?Sized>(&self, view: &V) -> bool {
         matches!(read::tip(view), Ok(Some(t)) if (t.height, t.id) == self.tip())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wattle_ledger::apply::NoCache;
+    use wattle_ledger::hash::Hash256;
+    use wattle_ledger::testkit::{TestChain, key};
+
+    fn engine(t: &TestChain) -> Engine {
+        let genesis = BranchBlock {
+            block: Arc::new(t.genesis.clone()),
+            changes: Changeset::default(),
+            weight: 2,
+        };
+        Engine::new(
+            t.chain.clone(),
+            Config::new(None),
+            vec![genesis],
+            t.next_time_ms,
+        )
+    }
+
+    #[test]
+    fn only_blocks_by_past_or_present_miners_are_held() {
+        let t = TestChain::new();
+        let mut e = engine(&t);
+        let now = t.next_time_ms;
+        let unknown_parent = Hash256([7; 32]);
+        for (signer, held) in [(key(9), 0), (t.admin.clone(), 1)] {
+            let orphan = Block::build(unknown_parent, 5, now, vec![], &signer, &t.chain.id);
+            let out = e.step(
+                &t.state,
+                &NoCache,
+                Input::Block {
+                    block: Arc::new(orphan),
+                    from: Some(1),
+                    now,
+                },
+            );
+            assert_eq!(
+                e.orphan_count,
+                held,
+                "orphans after a block by {:?}",
+                signer.address()
+            );
+            assert!(
+                out.iter()
+                    .any(|o| matches!(o, Output::RequestBlocks { .. })),
+                "the parent is asked for either way"
+            );
+            let future = Block::build(t.tip().id, 1, now + 3_600_000, vec![], &signer, &t.chain.id);
+            e.step(
+                &t.state,
+                &NoCache,
+                Input::Block {
+                    block: Arc::new(future),
+                    from: Some(1),
+                    now,
+                },
+            );
+            assert_eq!(
+                e.future.len(),
+                held,
+                "future blocks after a block by {:?}",
+                signer.address()
+            );
+        }
     }
 }
