@@ -218,6 +218,9 @@ fn replay(a: &Site, p: &Site, c: &Site) -> Result<(), String> {
         "preparelockunspent",
         json!([{"energy": 1}]),
     )?;
+    // The consumer decodes the offer against its own node: wait until the prepared coin is
+    // in a block there.
+    wait_confirmed(&all, prep["txid"].as_str().unwrap_or(""))?;
     let blob1 = step(
         "createrawexchange TXID VOUT {\"ecoin\":1000}",
         p,

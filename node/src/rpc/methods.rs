@@ -267,7 +267,8 @@ const COMMANDS: &[(&str, usize, usize, &str)] = &[
         1,
         "help ( \"command\" )\nList all commands, or get help for a specified command.",
     ),
-    ("stop", 0, 0, "stop\nStop the node."),
+    // MultiChain (Bitcoin 0.10) accepts and ignores a deprecated `detach` flag.
+    ("stop", 0, 1, "stop\nStop the node."),
 ];
 
 fn usage(name: &str) -> RpcError {
@@ -358,7 +359,20 @@ fn run(s: &mut NodeState, name: &str, params: &[Value], version: &str) -> R {
     let a = Args::new(params);
     match name {
         "getinfo" => getinfo(s, version),
-        "getblockchainparams" => Ok(crate::params_file::to_json(&s.chain.params, &s.chain.id)),
+        "getblockchainparams" => {
+            let display_names = a.bool_or(0, true)?;
+            a.bool_or(1, true)?;
+            let v = crate::params_file::to_json(&s.chain.params, &s.chain.id);
+            match v {
+                // Internal names drop the hyphens (`targetblocktime`).
+                Value::Object(m) if !display_names => Ok(Value::Object(
+                    m.into_iter()
+                        .map(|(k, v)| (k.replace('-', ""), v))
+                        .collect(),
+                )),
+                v => Ok(v),
+            }
+        }
         "getblockcount" => Ok(json!(s.height())),
         "getblockhash" => getblockhash(s, &a),
         "getblock" => getblock(s, &a),
@@ -432,6 +446,32 @@ fn run(s: &mut NodeState, name: &str, params: &[Value], version: &str) -> R {
         "listunspent" => super::exchange::listunspent(s, &a),
         _ => Err(RpcError::new(code::METHOD_NOT_FOUND, "Method not found")),
     }
+}
+
+/// MultiChain's `count` / `start` paging (`mc_AdjustStartAndCount`) with the parameters at
+/// `at` and `at + 1`: count defaults to all, start to -count (the last `count` items), and a
+/// negative start counts from the end.
+fn page<T>(items: Vec<T>, a: &Args, at: usize) -> Result<Vec<T>, RpcError> {
+    let count = a.int_or(at, i32::MAX as i64)?;
+    if count < 0 {
+        return Err(RpcError::new(code::INVALID_PARAMETER, "Invalid count"));
+    }
+    let size = items.len() as i64;
+    let mut start = a.int_or(at + 1, -count)?;
+    let mut count = count;
+    if start < 0 {
+        start += size;
+        if start < 0 {
+            count += start;
+            start = 0;
+        }
+    }
+    let take = count.min(size - start).max(0);
+    Ok(items
+        .into_iter()
+        .skip(start.min(size) as usize)
+        .take(take as usize)
+        .collect())
 }
 
 fn getinfo(s: &NodeState, version: &str) -> R {
@@ -634,12 +674,12 @@ fn listaddresses(s: &NodeState, a: &Args) -> R {
         Some(v) => address_list(&fmt, v)?,
     };
     let verbose = a.bool_or(1, false)?;
-    let out: Vec<Value> = wanted
+    let out: Vec<Value> = page(wanted, a, 2)?
         .iter()
         .map(|addr| {
             let ismine = mine.contains(addr);
             if verbose {
-                json!({"address": fmt.encode(addr), "ismine": ismine, "iswatchonly": false, "isscript": false, "pubkey": s.wallet.key_for(addr).map(|k| hex::encode(k.public().0)), "synchronized": true})
+                json!({"address": fmt.encode(addr), "ismine": ismine, "iswatchonly": false, "isscript": false, "pubkey": s.wallet.key_for(addr).map(|k| hex::encode(k.public().0)), "account": "", "synchronized": true})
             } else {
                 json!({"address": fmt.encode(addr), "ismine": ismine})
             }
@@ -831,7 +871,25 @@ fn pending_votes(s: &NodeState, addr: &Address, perm: &Permission) -> Value {
             .or_default()
             .push(fmt.encode(&v.admin));
     }
-    json!(by_range.into_iter().map(|((start, end), admins)| json!({"startblock": start, "endblock": end, "admins": admins})).collect::<Vec<_>>())
+    // How many agreeing admins the change needs (MultiChain's `required`), counted among the
+    // addresses holding admin for the next block.
+    let next = s.height() + 1;
+    let admin = Permission::Global(GlobalPerm::Admin);
+    let admins_now = read::holders(&*s.store, &GlobalPerm::Admin)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| {
+            read::perm(&*s.store, a, &admin)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.holds_at(next))
+        })
+        .count() as u32;
+    let required =
+        wattle_ledger::permissions::required_admins(admins_now, s.chain.consensus_fraction(*g));
+    json!(by_range.into_iter().map(|((start, end), admins)| json!({"startblock": start, "endblock": end, "admins": admins, "required": required})).collect::<Vec<_>>())
 }
 
 fn custom_fields(a: &Args, i: usize) -> Result<BTreeMap<String, String>, RpcError> {
@@ -844,6 +902,12 @@ fn custom_fields(a: &Args, i: usize) -> Result<BTreeMap<String, String>, RpcErro
             };
             out.insert(k.clone(), text);
         }
+    }
+    if wattle_ledger::codec::encoded_len(&out) > wattle_ledger::validate::MAX_FIELDS_BYTES {
+        return Err(RpcError::new(
+            code::INVALID_PARAMETER,
+            "Invalid custom fields or asset name, too long",
+        ));
     }
     Ok(out)
 }
@@ -1081,7 +1145,23 @@ fn sendasset(s: &mut NodeState, from: Option<Address>, a: &Args, base: usize) ->
                     bag.get(&info.id).copied().unwrap_or_default() >= qty
                 })
                 .ok_or_else(|| {
-                    RpcError::new(code::WALLET_INSUFFICIENT_FUNDS, "Insufficient funds")
+                    // MultiChain: when the only outputs with the asset sit at addresses that
+                    // may not send, -704 instead of -6.
+                    let has = |x: &Address| {
+                        s.wallet_coins(&[*x], false, 0)
+                            .iter()
+                            .any(|c| c.output.assets.iter().any(|(id, _)| *id == info.id))
+                    };
+                    let only_elsewhere = !candidates.iter().any(has)
+                        && s.wallet.addresses().iter().any(|x| !candidates.contains(x) && has(x));
+                    if only_elsewhere {
+                        RpcError::new(
+                            code::INSUFFICIENT_PERMISSIONS,
+                            "Insufficient funds, but there are unspent outputs belonging to addresses without send or receive permission.",
+                        )
+                    } else {
+                        RpcError::new(code::WALLET_INSUFFICIENT_FUNDS, "Insufficient funds")
+                    }
                 })?
         }
     };
@@ -1173,8 +1253,19 @@ fn listassets(s: &NodeState, a: &Args) -> R {
         Some(v) => return Err(super::args::type_error(v, "str")),
     };
     let verbose = a.bool_or(1, false)?;
+    // Issues still in the mempool are listed too, with a null assetref (MultiChain).
+    let mut infos = convert::all_assets(s);
+    let view = s.mempool.view(&*s.store);
+    for tx in s.mempool.transactions() {
+        if matches!(tx.issue_op(), Some(Op::IssueAsset(_)))
+            && let Ok(Some(info)) = read::asset(&view, &tx.txid())
+            && !infos.iter().any(|i| i.id == info.id)
+        {
+            infos.push(info);
+        }
+    }
     let mut out = Vec::new();
-    for info in convert::all_assets(s) {
+    for info in infos {
         if wanted.as_ref().is_some_and(|w| !w.contains(&info.id)) {
             continue;
         }
@@ -1182,7 +1273,11 @@ fn listassets(s: &NodeState, a: &Args) -> R {
         let mut e = json!({
             "name": info.name,
             "issuetxid": info.id.to_hex(),
-            "assetref": info.assetref(),
+            "assetref": if s.store.tx_location(&info.id).ok().flatten().is_some() {
+                Value::String(info.assetref())
+            } else {
+                Value::Null
+            },
             "multiple": info.multiple,
             "units": number(&units),
             "open": info.open,
@@ -1201,12 +1296,12 @@ fn listassets(s: &NodeState, a: &Args) -> R {
         if verbose {
             let fmt = s.chain.params.address_format();
             let issues: Vec<Value> = (0..info.issue_count)
-                .filter_map(|n| read::asset_issue(&*s.store, &info.id, &n).ok().flatten())
+                .filter_map(|n| read::asset_issue(&view, &info.id, &n).ok().flatten())
                 .map(|r| json!({"txid": r.txid.to_hex(), "qty": number(&format_quantity(r.quantity, info.multiple)), "raw": r.quantity.raw(), "details": r.fields, "issuers": r.issuers.iter().map(|x| fmt.encode(x)).collect::<Vec<_>>()}))
                 .collect();
             e["issues"] = Value::Array(issues);
         }
         out.push(e);
     }
-    Ok(Value::Array(out))
+    Ok(Value::Array(page(out, a, 2)?))
 }
