@@ -1,4 +1,4 @@
 //! Wattle benchmarks: criterion suites (one binary, a suite per area) and the multi-node network
-//! benchmark `netbench` (`src/bin/netbench.rs`, see BENCHMARKS.md).
+//! benchmarks `netbench` (latency) and `throughput` (`src/bin/`, see BENCHMARKS.md).
 
 pub mod fixtures;
