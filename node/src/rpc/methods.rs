@@ -1197,22 +1197,7 @@ fn getmultibalances(s: &NodeState, a: &Args) -> R {
         Some(Value::String(x)) if x == "*" => s.wallet.addresses(),
         Some(v) => address_list(&fmt, v)?,
     };
-    let assets: Option<Vec<wattle_ledger::AssetId>> = match a.get(1) {
-        None => None,
-        Some(Value::String(x)) if x == "*" => None,
-        Some(Value::String(x)) => Some(vec![find_asset(s, x)?.id]),
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .ok_or_else(|| super::args::type_error(v, "str"))
-                        .and_then(|n| find_asset(s, n).map(|i| i.id))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(v) => return Err(super::args::type_error(v, "str")),
-    };
+    let assets = asset_filter(s, a.get(1))?;
     let minconf = a.int_or(2, 1)?.max(0) as u32;
     let locked = a.bool_or(4, false)?;
     let mut out = serde_json::Map::new();
@@ -1235,23 +1220,30 @@ fn getmultibalances(s: &NodeState, a: &Args) -> R {
     Ok(Value::Object(out))
 }
 
+/// An asset-identifier parameter: absent or `"*"` (all), one identifier, or an array of them.
+fn asset_filter(
+    s: &NodeState,
+    v: Option<&Value>,
+) -> Result<Option<Vec<wattle_ledger::AssetId>>, RpcError> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(x)) if x == "*" => Ok(None),
+        Some(Value::String(x)) => Ok(Some(vec![find_asset(s, x)?.id])),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| super::args::type_error(v, "str"))
+                    .and_then(|n| find_asset(s, n).map(|i| i.id))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Some(v) => Err(super::args::type_error(v, "str")),
+    }
+}
+
 fn listassets(s: &NodeState, a: &Args) -> R {
-    let wanted: Option<Vec<wattle_ledger::AssetId>> = match a.get(0) {
-        None => None,
-        Some(Value::String(x)) if x == "*" => None,
-        Some(Value::String(x)) => Some(vec![find_asset(s, x)?.id]),
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .ok_or_else(|| super::args::type_error(v, "str"))
-                        .and_then(|n| find_asset(s, n).map(|i| i.id))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(v) => return Err(super::args::type_error(v, "str")),
-    };
+    let wanted = asset_filter(s, a.get(0))?;
     let verbose = a.bool_or(1, false)?;
     // Issues still in the mempool are listed too, with a null assetref (MultiChain).
     let mut infos = convert::all_assets(s);
