@@ -298,17 +298,24 @@ impl Engine {
             return;
         }
         let (tip_h, _) = self.tip();
-        let from_height = if height > tip_h {
+        out.push(self.sync_request(peer, height, tip_h));
+    }
+
+    /// Asks `peer` for the blocks up to `height`: from our tip if `height` is above `above`,
+    /// else (a fork, or a parent we lack) from up to 32 blocks below it.
+    fn sync_request(&self, peer: PeerId, height: u32, above: u32) -> Output {
+        let (tip_h, _) = self.tip();
+        let from_height = if height > above {
             tip_h + 1
         } else {
             height.saturating_sub(32).max(1)
         };
         let count = (height.saturating_sub(from_height) + 1).min(self.config.sync_batch);
-        out.push(Output::RequestBlocks {
+        Output::RequestBlocks {
             peer,
             from_height,
             count,
-        });
+        }
     }
 
     fn handle_block<V: LedgerView + ?Sized, C: SignatureCache>(
@@ -401,18 +408,9 @@ impl Engine {
             reason: Some("unknown parent".into()),
         });
         if let Some(peer) = from {
+            // A block right above our tip whose parent we lack is a fork: look further back.
             let (tip_h, _) = self.tip();
-            let from_height = if height > tip_h + 1 {
-                tip_h + 1
-            } else {
-                height.saturating_sub(32).max(1)
-            };
-            let count = (height.saturating_sub(from_height) + 1).min(self.config.sync_batch);
-            out.push(Output::RequestBlocks {
-                peer,
-                from_height,
-                count,
-            });
+            out.push(self.sync_request(peer, height, tip_h + 1));
         }
     }
 
