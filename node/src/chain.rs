@@ -36,6 +36,22 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Transactions wait at most this long to be relayed, so that one gossip message carries many.
+pub const RELAY_DELAY: Duration = Duration::from_millis(5);
+/// A relay batch is sent early once it holds this many bytes of transactions.
+pub const RELAY_MAX_BYTES: usize = 512 * 1024;
+/// Our own transactions still unconfirmed after this long are gossiped again (a peer that was
+/// behind may have dropped them), every `REANNOUNCE_AFTER` until confirmed or dropped.
+pub const REANNOUNCE_AFTER: Duration = Duration::from_secs(3);
+/// At most this many transactions are re-announced per status tick.
+const REANNOUNCE_MAX: usize = 5_000;
+
+/// The bytes of one transaction gossip message: the canonical encoding of a list of
+/// transactions (DESIGN's tx topic carries batches; see ARCHITECTURE.md).
+pub fn encode_tx_batch(txs: &[Transaction]) -> Vec<u8> {
+    codec::encode(&txs.to_vec())
+}
+
 /// Something to send to the network after the current step.
 #[derive(Debug)]
 pub enum Action {
@@ -110,8 +126,13 @@ pub struct NodeState {
     pub peers: BTreeMap<PeerId, PeerState>,
     pub metrics: Metrics,
     pub conflicted: HashSet<Txid>,
-    /// Our own submissions awaiting their first confirmation: txid → submit time.
-    pub submitted: HashMap<Txid, Instant>,
+    /// Our own submissions awaiting their first confirmation: txid → (submitted, last relayed).
+    pub submitted: HashMap<Txid, (Instant, Instant)>,
+    /// Transactions waiting to be relayed in one gossip message, their size, and when the
+    /// message is due.
+    relay: Vec<Transaction>,
+    relay_bytes: usize,
+    relay_due: Option<Instant>,
     pub outbox: Vec<Action>,
     pub stop_requested: bool,
     pub fatal: Option<String>,
@@ -142,6 +163,9 @@ impl NodeState {
             metrics: Metrics::default(),
             conflicted: HashSet::new(),
             submitted: HashMap::new(),
+            relay: Vec::new(),
+            relay_bytes: 0,
+            relay_due: None,
             outbox: Vec::new(),
             stop_requested: false,
             fatal: None,
@@ -262,7 +286,7 @@ impl NodeState {
             self.metrics.txs_committed += b.block.txs.len() as u64;
             for tx in &b.block.txs {
                 let txid = tx.txid();
-                if let Some(at) = self.submitted.remove(&txid) {
+                if let Some((at, _)) = self.submitted.remove(&txid) {
                     self.metrics
                         .observe_confirmation(at.elapsed().as_millis() as u64);
                 }
@@ -354,9 +378,10 @@ impl NodeState {
             .mempool
             .add(&*self.store, &self.chain, height, tx.clone())?;
         self.metrics.txs_accepted += 1;
-        self.submitted.insert(txid, Instant::now());
+        let now = Instant::now();
+        self.submitted.insert(txid, (now, now));
         if relay {
-            self.outbox.push(Action::PublishTx(tx.encode()));
+            self.queue_relay(tx.clone());
         }
         // Coins the transaction spends are no longer locked (MultiChain does the same).
         let spent: Vec<OutPoint> = tx.inputs.iter().map(|i| i.prev).collect();
@@ -371,6 +396,66 @@ impl NodeState {
             now: now_ms(),
         });
         Ok(txid)
+    }
+
+    /// Queues a transaction for the next relay batch.
+    fn queue_relay(&mut self, tx: Transaction) {
+        self.relay_bytes += codec::encoded_len(&tx);
+        self.relay.push(tx);
+        if self.relay_bytes >= RELAY_MAX_BYTES {
+            self.flush_relay();
+        } else if self.relay_due.is_none() {
+            self.relay_due = Some(Instant::now() + RELAY_DELAY);
+        }
+    }
+
+    /// When the pending relay batch is due, if there is one.
+    pub fn relay_due(&self) -> Option<Instant> {
+        self.relay_due
+    }
+
+    /// Sends the pending relay batch (one gossip message).
+    pub fn flush_relay(&mut self) {
+        self.relay_due = None;
+        self.relay_bytes = 0;
+        if self.relay.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.relay);
+        self.outbox.push(Action::PublishTx(encode_tx_batch(&batch)));
+    }
+
+    /// Gossips again our own transactions that are still unconfirmed after `REANNOUNCE_AFTER`
+    /// (a peer that was behind may have dropped them; gossip does not repeat a message), and
+    /// forgets those that left the pool without confirmation (conflicted).
+    pub fn reannounce(&mut self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        let mut gone = Vec::new();
+        for (txid, (_, last)) in &self.submitted {
+            if now.duration_since(*last) < REANNOUNCE_AFTER {
+                continue;
+            }
+            if !self.mempool.contains(txid) {
+                gone.push(*txid);
+            } else if due.len() < REANNOUNCE_MAX {
+                due.push(*txid);
+            }
+        }
+        for txid in gone {
+            self.submitted.remove(&txid);
+        }
+        if !due.is_empty() {
+            tracing::debug!(count = due.len(), "re-announcing unconfirmed transactions");
+        }
+        for txid in due {
+            if let Some(entry) = self.submitted.get_mut(&txid) {
+                entry.1 = now;
+            }
+            if let Some(tx) = self.mempool.get(&txid).cloned() {
+                self.queue_relay(tx);
+            }
+        }
     }
 
     /// Coins of `addresses` (all wallet addresses if empty) as the mempool sees them.
@@ -491,29 +576,40 @@ impl NodeState {
         });
     }
 
+    /// A gossiped batch of transactions. Reject (peer penalised, not forwarded) when it does not
+    /// decode, is empty, or holds a transaction with a stateless fault (the rest of the batch
+    /// is then not looked at); Accept (forwarded) when at least one transaction entered the
+    /// pool; Ignore otherwise (all known already, or state-dependent faults).
     fn on_gossip_tx(&mut self, peer: PeerId, msg_id: MessageId, bytes: Vec<u8>) {
-        let verdict = match codec::decode_with_limit::<Transaction>(
-            &bytes,
-            self.chain.params.max_std_tx_size as usize,
-        ) {
+        let limit = self.chain.params.maximum_block_size as usize;
+        let verdict = match codec::decode_with_limit::<Vec<Transaction>>(&bytes, limit) {
             Err(e) => {
-                tracing::debug!(%peer, "undecodable transaction: {e}");
+                tracing::debug!(%peer, "undecodable transaction batch: {e}");
                 NetVerdict::Reject
             }
-            Ok(tx) => {
+            Ok(txs) if txs.is_empty() => {
+                tracing::debug!(%peer, "undecodable transaction batch: empty");
+                NetVerdict::Reject
+            }
+            Ok(txs) => {
                 let height = self.height();
-                match self.mempool.add(&*self.store, &self.chain, height, tx) {
-                    Ok(_) => {
-                        self.metrics.txs_accepted += 1;
-                        NetVerdict::Accept
+                let mut verdict = NetVerdict::Ignore;
+                for tx in txs {
+                    match self.mempool.add(&*self.store, &self.chain, height, tx) {
+                        Ok(_) => {
+                            self.metrics.txs_accepted += 1;
+                            verdict = NetVerdict::Accept;
+                        }
+                        Err(MempoolError::Invalid(e)) if e.is_stateless() => {
+                            self.metrics.txs_rejected += 1;
+                            tracing::debug!(%peer, "invalid transaction: {e}");
+                            verdict = NetVerdict::Reject;
+                            break;
+                        }
+                        Err(_) => {}
                     }
-                    Err(MempoolError::Invalid(e)) if e.is_stateless() => {
-                        self.metrics.txs_rejected += 1;
-                        tracing::debug!(%peer, "invalid transaction: {e}");
-                        NetVerdict::Reject
-                    }
-                    Err(_) => NetVerdict::Ignore,
                 }
+                verdict
             }
         };
         self.outbox.push(Action::Report(msg_id, peer, verdict));
@@ -709,7 +805,11 @@ impl ChainActor {
                 .wake
                 .map(|w| w.saturating_sub(now_ms()))
                 .unwrap_or(60_000);
+            let relay_due = self.state.relay_due();
             tokio::select! {
+                _ = tokio::time::sleep_until(relay_due.unwrap_or_else(Instant::now).into()), if relay_due.is_some() => {
+                    self.state.flush_relay();
+                }
                 job = self.jobs.recv() => match job {
                     Some(job) => job(&mut self.state),
                     None => return Ok(()),
@@ -731,6 +831,7 @@ impl ChainActor {
                     for p in peers {
                         self.state.outbox.push(Action::RequestStatus(p));
                     }
+                    self.state.reannounce();
                     self.state.step(Input::Tick { now: now_ms() });
                 }
             }

@@ -66,7 +66,8 @@ impl<V: LedgerView + ?Sized> LedgerView for PoolView<'_, V> {
 
 pub struct Mempool {
     txs: Vec<(Txid, Transaction)>,
-    ids: HashSet<Txid>,
+    /// Position of each transaction in `txs`.
+    ids: HashMap<Txid, usize>,
     writes: BTreeMap<StateKey, Option<StateValue>>,
     per_address: HashMap<Address, usize>,
     pub verified: VerifiedSet,
@@ -77,7 +78,7 @@ impl Mempool {
     pub fn new(max_txs: usize) -> Mempool {
         Mempool {
             txs: Vec::new(),
-            ids: HashSet::new(),
+            ids: HashMap::new(),
             writes: BTreeMap::new(),
             per_address: HashMap::new(),
             verified: VerifiedSet::default(),
@@ -94,11 +95,11 @@ impl Mempool {
     }
 
     pub fn contains(&self, txid: &Txid) -> bool {
-        self.ids.contains(txid)
+        self.ids.contains_key(txid)
     }
 
     pub fn get(&self, txid: &Txid) -> Option<&Transaction> {
-        self.txs.iter().find(|(id, _)| id == txid).map(|(_, t)| t)
+        self.ids.get(txid).map(|i| &self.txs[*i].1)
     }
 
     pub fn transactions(&self) -> impl Iterator<Item = &Transaction> {
@@ -159,7 +160,7 @@ impl Mempool {
         tx: Transaction,
     ) -> Result<Txid, MempoolError> {
         let txid = tx.txid();
-        if self.ids.contains(&txid) {
+        if self.ids.contains_key(&txid) {
             return Err(MempoolError::Duplicate);
         }
         if self.txs.len() >= self.max_txs {
@@ -186,7 +187,7 @@ impl Mempool {
         if let Some(a) = Self::first_input_address(&tx) {
             *self.per_address.entry(a).or_default() += 1;
         }
-        self.ids.insert(txid);
+        self.ids.insert(txid, self.txs.len());
         self.txs.push((txid, tx));
         Ok(txid)
     }
@@ -216,7 +217,7 @@ impl Mempool {
         };
         let mut overlay = Overlay::new(base);
         for (txid, tx) in candidates {
-            if included.contains(&txid) || self.ids.contains(&txid) {
+            if included.contains(&txid) || self.ids.contains_key(&txid) {
                 continue;
             }
             if !self.verified.contains(&txid) {
@@ -233,7 +234,7 @@ impl Mempool {
                     if let Some(a) = Self::first_input_address(&tx) {
                         *self.per_address.entry(a).or_default() += 1;
                     }
-                    self.ids.insert(txid);
+                    self.ids.insert(txid, self.txs.len());
                     self.txs.push((txid, tx));
                 }
                 Err(e) => conflicted.push((txid, e)),

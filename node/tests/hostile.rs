@@ -43,6 +43,11 @@ use wattle_node::network::{
 };
 use wattle_node::rpc::client::{CallError, RpcClient};
 
+/// A transaction as the tx topic carries it: a batch of one.
+fn gossip(tx: &Transaction) -> Vec<u8> {
+    wattle_node::chain::encode_tx_batch(std::slice::from_ref(tx))
+}
+
 /// Longest wait for something that should happen.
 const SOON: Duration = Duration::from_secs(20);
 /// How long the observer watches for something that must not arrive: several of the node's
@@ -527,7 +532,10 @@ fn pay(
 /// The same encoding with its first integer (the version, 1) written in three bytes instead of
 /// one: bincode decodes it, but it is not the canonical encoding.
 fn non_canonical(bytes: &[u8]) -> Vec<u8> {
-    assert_eq!(bytes[0], 1, "the encoding starts with version 1");
+    assert_eq!(
+        bytes[0], 1,
+        "the encoding starts with 1 (a version, or a batch of one)"
+    );
     [&[251u8, 1, 0][..], &bytes[1..]].concat()
 }
 
@@ -575,9 +583,9 @@ async fn rejects_silence_the_sender(
     // Three rejects: P4 score -10 x 3² = -90, below the graylist threshold (-80) for ~6 s. The
     // log line comes just before the verdict reaches gossipsub: give it a moment.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    attacker.publish_tx(probe.encode());
+    attacker.publish_tx(gossip(probe));
     let mut all = hostile;
-    all.push(probe.encode());
+    all.push(gossip(probe));
     let what = format!(
         "{}'s messages (the last one is the valid probe: forwarding it means no penalty)",
         attacker.name
@@ -663,9 +671,9 @@ async fn invalid_gossip_body() {
     assert_eq!(node.tip(), block, "the control block is the new tip");
     let (tx, next) = pay(&chain, &admin, &coin, asset, receiver, 1);
     coin = next;
-    control.publish_tx(tx.encode());
+    control.publish_tx(gossip(&tx));
     observer
-        .expect_gossip("the control transaction", &tx.encode())
+        .expect_gossip("the control transaction", &gossip(&tx))
         .await;
     node.wait_mined(&tx.txid());
 
@@ -698,7 +706,7 @@ async fn invalid_gossip_body() {
     let owners: Vec<&SecretKey> = double_spend.inputs.iter().map(|_| &admin).collect();
     sighash::sign_all(&mut double_spend, &owners, &chain);
     assert_ne!(double_spend.txid(), transfer.txid());
-    ignorer.publish_tx(double_spend.encode());
+    ignorer.publish_tx(gossip(&double_spend));
     let ts = now_ms().max(tip.header.timestamp_ms + 1);
     let carrier = node.block_on(&tip, &admin, ts, vec![double_spend.clone()], &chain);
     ignorer.publish_block(carrier.encode()).await;
@@ -710,7 +718,7 @@ async fn invalid_gossip_body() {
         "block with a double spend: {line}"
     );
     observer
-        .expect_none("a double spend", &[double_spend.encode(), carrier.encode()])
+        .expect_none("a double spend", &[gossip(&double_spend), carrier.encode()])
         .await;
     node.check_unchanged(&before, &watched, "a double spend");
     // The node's own judgement of those bytes: already spent.
@@ -726,9 +734,9 @@ async fn invalid_gossip_body() {
     // messages judged Reject would have graylisted it: -10 x (1² + 3²) = -100 < -80).
     let (tx, next) = pay(&chain, &admin, &coin, asset, receiver, 1);
     coin = next;
-    ignorer.publish_tx(tx.encode());
+    ignorer.publish_tx(gossip(&tx));
     observer
-        .expect_gossip("the ignorer's valid transaction", &tx.encode())
+        .expect_gossip("the ignorer's valid transaction", &gossip(&tx))
         .await;
     node.wait_mined(&tx.txid());
 
@@ -750,7 +758,7 @@ async fn invalid_gossip_body() {
     // `probe` is valid; only the last step publishes it from a clean peer.
     let (probe, _) = pay(&chain, &admin, &coin, asset, receiver, 1);
     let valid = node.valid_block_on(&tip, &admin);
-    let bytes = probe.encode();
+    let bytes = gossip(&probe);
 
     let peer = garbage_tx.id();
     rejects_silence_the_sender(
@@ -823,7 +831,7 @@ async fn invalid_gossip_body() {
         .map(|i| {
             let mut tx = probe.clone();
             tx.inputs[0].signature.0[i] ^= 0x40;
-            tx.encode()
+            gossip(&tx)
         })
         .collect();
     rejects_silence_the_sender(
@@ -874,9 +882,9 @@ async fn invalid_gossip_body() {
     .await;
 
     // -- The probe was valid all along: from a clean peer it is relayed and confirmed.
-    control.publish_tx(probe.encode());
+    control.publish_tx(gossip(&probe));
     observer
-        .expect_gossip("the probe from a clean peer", &probe.encode())
+        .expect_gossip("the probe from a clean peer", &gossip(&probe))
         .await;
     node.wait_mined(&probe.txid());
 }

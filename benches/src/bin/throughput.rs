@@ -31,7 +31,7 @@ use wattle_ledger::sighash;
 use wattle_ledger::tx::{Input, Op, OutPoint, Output, TX_VERSION, Transaction};
 use wattle_ledger::{ChainParams, Hash256};
 use wattle_node::datadir::DataDir;
-use wattle_node::rpc::client::{RpcClient, post};
+use wattle_node::rpc::client::{RpcClient, Session};
 
 const CHAIN: &str = "throughput";
 /// Addresses granted or paid per setup transaction (below max-tx-outputs, 10000, with change).
@@ -47,7 +47,7 @@ and measures confirmed tx/s: N / (first submission .. last transfer confirmed on
 
   --wattled PATH   the node binary (default: wattled next to this executable)
   --txs N          transfers (default 20000)
-  --conns C        concurrent submitting threads, one connection per call (default 8)
+  --conns C        concurrent submitting threads, each with one kept-alive connection per node (default 8)
   --submit-to T    all: the 3 nodes in turn (default); admin: the admin only
   --batch B        transfers per HTTP request, as a JSON-RPC batch (default 1: single calls)
   --keep           keep the nodes' data directories (debug.log) and print where they are";
@@ -191,21 +191,14 @@ fn submit_and_confirm(
 }
 
 /// Sends `chunk` as one JSON-RPC batch of `sendrawtransaction` calls; returns the rejections.
-fn submit_batch(node: &RpcClient, chunk: &[(String, String)]) -> Vec<String> {
+fn submit_batch(node: &mut Session, chunk: &[(String, String)]) -> Vec<String> {
     let body: Vec<Value> = chunk
         .iter()
         .enumerate()
         .map(|(id, (hex, _))| json!({"method": "sendrawtransaction", "params": [hex], "id": id}))
         .collect();
     let body = Value::Array(body).to_string();
-    let reply = match post(
-        &node.host,
-        node.port,
-        &node.user,
-        &node.password,
-        &body,
-        node.timeout,
-    ) {
+    let reply = match node.post(&body) {
         Ok(r) => r,
         Err(e) => return chunk.iter().map(|(_, t)| format!("{t}: {e:?}")).collect(),
     };
@@ -463,6 +456,8 @@ fn bench(o: &Options, root: &Path) -> Result<(), String> {
             clients.clone(),
         );
         threads.push(std::thread::spawn(move || {
+            // One kept-alive connection per node and thread.
+            let mut sessions: Vec<Session> = clients.into_iter().map(Session::new).collect();
             loop {
                 let i = next.fetch_add(batch, Ordering::Relaxed);
                 let Some(chunk) = signed.get(i..(i + batch).min(signed.len())) else {
@@ -471,7 +466,8 @@ fn bench(o: &Options, root: &Path) -> Result<(), String> {
                 if chunk.is_empty() {
                     break;
                 }
-                let node = &clients[(i / batch) % clients.len()];
+                let n = sessions.len();
+                let node = &mut sessions[(i / batch) % n];
                 let mut errors = Vec::new();
                 if batch == 1 {
                     let (hex, txid) = &chunk[0];
@@ -488,7 +484,7 @@ fn bench(o: &Options, root: &Path) -> Result<(), String> {
                     r.extend(
                         errors
                             .into_iter()
-                            .map(|e| format!("port {}: {e}", node.port)),
+                            .map(|e| format!("port {}: {e}", node.client.port)),
                     );
                 }
             }

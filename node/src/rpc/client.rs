@@ -1,8 +1,10 @@
-//! A minimal HTTP/1.1 JSON-RPC client over a plain TCP connection (`Connection: close`), as
-//! multichain-cli sends it. Used by `wattle-cli`, the exchange service and the tests.
+//! A minimal HTTP/1.1 JSON-RPC client over a plain TCP connection: one connection per call
+//! (`Connection: close`), as multichain-cli sends it, or a [`Session`] that keeps one connection
+//! alive across calls, as client libraries with a connection pool do. Used by `wattle-cli`, the
+//! exchange service, the benchmarks and the tests.
 
 use base64::Engine as _;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -49,6 +51,135 @@ pub fn post(
         .read_to_end(&mut raw)
         .map_err(|e| HttpError::Io(e.to_string()))?;
     parse_reply(&raw)
+}
+
+/// Bodies larger than this are refused by [`Session`] (the node's replies are far smaller).
+const MAX_REPLY_BYTES: usize = 256 * 1024 * 1024;
+
+/// One HTTP/1.1 connection kept alive across calls (reconnects once if the server closed it).
+pub struct Session {
+    pub client: RpcClient,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+impl Session {
+    pub fn new(client: RpcClient) -> Session {
+        Session {
+            client,
+            stream: None,
+        }
+    }
+
+    /// Calls `method` with positional `params` over the kept-alive connection.
+    pub fn call(
+        &mut self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        let body = self.client.request_body(method, params);
+        let reply = self
+            .post(&body)
+            .map_err(|e| CallError::Transport(format!("{e:?}")))?;
+        RpcClient::result_of(reply)
+    }
+
+    /// POSTs `body`; a connection the server closed in the meantime is reopened once, before
+    /// anything of the request was answered.
+    pub fn post(&mut self, body: &str) -> Result<HttpReply, HttpError> {
+        let fresh = self.stream.is_none();
+        match self.try_post(body) {
+            Err(HttpError::Io(_)) | Err(HttpError::Connect(_)) if !fresh => {
+                self.stream = None;
+                self.try_post(body)
+            }
+            other => other,
+        }
+    }
+
+    fn try_post(&mut self, body: &str) -> Result<HttpReply, HttpError> {
+        let c = &self.client;
+        if self.stream.is_none() {
+            let stream = TcpStream::connect((c.host.as_str(), c.port))
+                .map_err(|e| HttpError::Connect(e.to_string()))?;
+            stream
+                .set_read_timeout(Some(c.timeout))
+                .map_err(|e| HttpError::Io(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            self.stream = Some(BufReader::new(stream));
+        }
+        let result = Self::exchange(self.stream.as_mut().expect("connected"), c, body);
+        match &result {
+            Ok((_, keep)) if *keep => {}
+            _ => self.stream = None,
+        }
+        result.map(|(reply, _)| reply)
+    }
+
+    /// Writes one request and reads one reply; also says whether the connection stays open.
+    fn exchange(
+        stream: &mut BufReader<TcpStream>,
+        c: &RpcClient,
+        body: &str,
+    ) -> Result<(HttpReply, bool), HttpError> {
+        let io = |e: std::io::Error| HttpError::Io(e.to_string());
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nContent-Length: {}\r\nAccept: application/json\r\nUser-Agent: wattle-json-rpc/{}\r\nAuthorization: Basic {}\r\n\r\n{body}",
+            c.host,
+            body.len(),
+            env!("CARGO_PKG_VERSION"),
+            c.basic_auth(),
+        );
+        stream.get_mut().write_all(request.as_bytes()).map_err(io)?;
+        let mut head = Vec::new();
+        loop {
+            let before = head.len();
+            stream.read_until(b'\n', &mut head).map_err(io)?;
+            if head.len() == before {
+                return Err(HttpError::Io("connection closed before the reply".into()));
+            }
+            if head.ends_with(b"\r\n\r\n") {
+                break;
+            }
+            if head.len() > 64 * 1024 {
+                return Err(HttpError::Malformed("reply header too long".into()));
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let header = |name: &str| {
+            head.lines().skip(1).find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_ascii_lowercase())
+            })
+        };
+        let keep = header("connection").is_none_or(|v| v != "close");
+        let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            // Rare for the node's fixed-size replies: read to the end and dechunk.
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).map_err(io)?;
+            let mut raw = head.clone().into_bytes();
+            raw.extend(rest);
+            return parse_reply(&raw).map(|r| (r, false));
+        } else {
+            let len: usize = header("content-length")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| HttpError::Malformed("reply without content-length".into()))?;
+            if len > MAX_REPLY_BYTES {
+                return Err(HttpError::Malformed(format!("reply of {len} bytes")));
+            }
+            let mut body = vec![0; len];
+            stream.read_exact(&mut body).map_err(io)?;
+            String::from_utf8_lossy(&body).to_string()
+        };
+        let status = head
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| HttpError::Malformed("bad status line".into()))?;
+        Ok((HttpReply { status, body }, keep))
+    }
 }
 
 fn parse_reply(raw: &[u8]) -> Result<HttpReply, HttpError> {
@@ -144,7 +275,7 @@ impl RpcClient {
         method: &str,
         params: serde_json::Value,
     ) -> Result<serde_json::Value, CallError> {
-        let body = serde_json::json!({"method": method, "params": params, "id": 1, "chain_name": self.chain}).to_string();
+        let body = self.request_body(method, params);
         let reply = post(
             &self.host,
             self.port,
@@ -154,6 +285,20 @@ impl RpcClient {
             self.timeout,
         )
         .map_err(|e| CallError::Transport(format!("{e:?}")))?;
+        Self::result_of(reply)
+    }
+
+    fn request_body(&self, method: &str, params: serde_json::Value) -> String {
+        serde_json::json!({"method": method, "params": params, "id": 1, "chain_name": self.chain})
+            .to_string()
+    }
+
+    fn basic_auth(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.user, self.password))
+    }
+
+    /// The result or the JSON-RPC error of one reply.
+    fn result_of(reply: HttpReply) -> Result<serde_json::Value, CallError> {
         let v: serde_json::Value = serde_json::from_str(&reply.body).map_err(|_| {
             CallError::Transport(format!("HTTP {}: {}", reply.status, reply.body.trim()))
         })?;

@@ -17,6 +17,7 @@
 //! (e.g. tip and a balance) can check that the tip did not change in between.
 
 mod blockfile;
+mod cache;
 mod index;
 mod recover;
 mod write;
@@ -96,6 +97,8 @@ pub struct Store {
     files: Mutex<BlockFiles>,
     chain_id: OnceLock<BlockId>,
     failed: AtomicBool,
+    /// Ledger state values in memory, in front of sled.
+    cache: cache::StateCache,
 }
 
 impl Store {
@@ -134,6 +137,7 @@ impl Store {
             files: Mutex::new(files),
             chain_id,
             failed: AtomicBool::new(false),
+            cache: cache::StateCache::new(cache::GENERATION),
         };
         if committed.is_some_and(|c| valid_end < c) {
             store.recover_lost_blocks(valid_end)?;
@@ -301,10 +305,16 @@ impl Store {
 
     /// A state value, strictly decoded.
     fn state_get(&self, key: &StateKey) -> Result<Option<StateValue>, StoreError> {
-        match self.db.get(index::state_key(key))? {
-            Some(bytes) => Ok(Some(decode("state value", &bytes)?)),
-            None => Ok(None),
-        }
+        let version = match self.cache.get(key) {
+            Ok(value) => return Ok(value),
+            Err(version) => version,
+        };
+        let value = match self.db.get(index::state_key(key))? {
+            Some(bytes) => Some(decode("state value", &bytes)?),
+            None => None,
+        };
+        self.cache.fill(key, &value, version);
+        Ok(value)
     }
 
     /// The undo data of a stored block.

@@ -37,7 +37,7 @@ impl Store {
             batch.remove(index::block_key(id));
             batch.remove(index::undo_key(id));
         }
-        delta.write(&mut batch);
+        let written = delta.write(&mut batch);
         batch.insert(index::meta_key(meta::BLOCKS_END), codec::encode(&valid_end));
         warn!(
             lost = lost.len(),
@@ -45,7 +45,7 @@ impl Store {
             to_height = fork_height,
             "the block files lost committed blocks; rolled the store back to the last block on disk"
         );
-        let result = self.commit(batch);
+        let result = self.commit(batch, written);
         self.check_write(result)
     }
 

@@ -85,8 +85,9 @@ impl<'a> StateDelta<'a> {
         Ok(())
     }
 
-    /// Adds the writes that change something to `batch`.
-    pub(super) fn write(self, batch: &mut sled::Batch) {
+    /// Adds the writes that change something to `batch`; returns them (for the state cache).
+    pub(super) fn write(self, batch: &mut sled::Batch) -> Vec<(StateKey, Option<StateValue>)> {
+        let mut written = Vec::with_capacity(self.current.len());
         for (key, value) in self.current {
             let original = self.original.get(&key);
             if original == Some(&value) {
@@ -101,11 +102,13 @@ impl<'a> StateDelta<'a> {
                     batch.insert(index::address_utxo_key(&new.output.address, op), &[][..]);
                 }
             }
-            match value {
-                Some(v) => batch.insert(index::state_key(&key), codec::encode(&v)),
+            match &value {
+                Some(v) => batch.insert(index::state_key(&key), codec::encode(v)),
                 None => batch.remove(index::state_key(&key)),
             }
+            written.push((key, value));
         }
+        written
     }
 }
 
@@ -147,7 +150,7 @@ impl Store {
             batch.insert(index::undo_key(&id), codec::encode(&Changeset::default()));
             batch.insert(index::height_key(0), &id.0[..]);
             index_txs(&mut batch, genesis, 0);
-            delta.write(&mut batch);
+            let written = delta.write(&mut batch);
             batch.insert(index::meta_key(meta::GENESIS), &id.0[..]);
             batch.insert(
                 index::meta_key(meta::LAST_FINAL),
@@ -157,7 +160,7 @@ impl Store {
                 index::meta_key(meta::BLOCKS_END),
                 codec::encode(&files.end()),
             );
-            self.commit(batch)
+            self.commit(batch, written)
         })();
         self.check_write(result)?;
         let _ = self.chain_id.set(id);
@@ -204,7 +207,7 @@ impl Store {
             let mut batch = sled::Batch::default();
             let appended = self.store_blocks(&mut files, apply, &plan.applied, &mut batch)?;
             self.index_branch(&mut batch, rollback, apply, &plan);
-            delta.write(&mut batch);
+            let written = delta.write(&mut batch);
             if appended {
                 let end = codec::encode(&files.end());
                 batch.insert(index::meta_key(meta::BLOCKS_END), end);
@@ -212,7 +215,7 @@ impl Store {
             for (name, value) in meta_values {
                 batch.insert(index::meta_key(name), *value);
             }
-            self.commit(batch)
+            self.commit(batch, written)
         })();
         self.check_write(result)
     }
@@ -354,11 +357,28 @@ impl Store {
         }
     }
 
-    /// Applies one batch and flushes it to disk.
-    pub(super) fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
+    /// Applies one batch and flushes it to disk; `state` are the state values it writes, for
+    /// the cache (which forgets everything if the write fails).
+    pub(super) fn commit(
+        &self,
+        batch: sled::Batch,
+        state: Vec<(StateKey, Option<StateValue>)>,
+    ) -> Result<(), StoreError> {
+        self.cache.begin_write();
+        let result = self
+            .db
+            .apply_batch(batch)
+            .and_then(|_| self.db.flush().map(|_| ()));
+        match result {
+            Ok(()) => {
+                self.cache.finish_write(state);
+                Ok(())
+            }
+            Err(e) => {
+                self.cache.clear();
+                Err(e.into())
+            }
+        }
     }
 }
 

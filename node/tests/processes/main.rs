@@ -5,5 +5,6 @@
 mod crash;
 mod harness;
 mod joining;
+mod reannounce;
 mod restart;
 mod revoke;
