@@ -22,7 +22,6 @@ pub(super) struct StateCache {
     inner: Mutex<Generations>,
 }
 
-#[derive(Default)]
 struct Generations {
     new: HashMap<StateKey, Option<StateValue>>,
     old: HashMap<StateKey, Option<StateValue>>,
@@ -43,10 +42,14 @@ impl Generations {
 
 impl StateCache {
     pub(super) fn new(capacity: usize) -> StateCache {
+        let capacity = capacity.max(1);
+        // Sized once: growing a table of this size rehashes and copies it several times.
         StateCache {
             inner: Mutex::new(Generations {
-                capacity: capacity.max(1),
-                ..Default::default()
+                new: HashMap::with_capacity(capacity),
+                old: HashMap::with_capacity(capacity),
+                version: 0,
+                capacity,
             }),
         }
     }
