@@ -1,6 +1,9 @@
 //! `wattled devnet`: a local network on 127.0.0.1 — an admin, a producer and a consumer node,
 //! each with its own data directory — that replays the paper's setup and one trade over
 //! JSON-RPC, prints every step, and keeps running until Ctrl-C (or exits with `-exit`).
+//!
+//! Its building blocks (`fresh_params`, `write_params`, `start`, `Site`, `wait_confirmed`,
+//! `wait_synced`) are public: `wattle-exchange devnet` runs the same nodes under its services.
 
 use crate::daemon::{self, Options, Started};
 use crate::datadir::DataDir;
@@ -10,25 +13,28 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wattle_ledger::ChainParams;
 
-const CHAIN: &str = "energybc";
+/// The devnet's chain name (the paper's).
+pub const CHAIN: &str = "energybc";
 
 /// A devnet node: its role, data directory and RPC client.
-struct Site {
-    role: &'static str,
-    dir: PathBuf,
-    rpc: RpcClient,
-    address: String,
+pub struct Site {
+    pub role: &'static str,
+    pub dir: PathBuf,
+    pub rpc: RpcClient,
+    pub address: String,
 }
 
 impl Site {
-    fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, String> {
         self.rpc
             .call(method, params)
             .map_err(|e: CallError| format!("{} {method}: {e}", self.role))
     }
 }
 
-fn fresh_params() -> ChainParams {
+/// Parameters of a new devnet chain: the paper's chain name, random address version and
+/// checksum bytes, empty blocks every 5 s.
+pub fn fresh_params() -> ChainParams {
     let mut p = ChainParams::new(CHAIN);
     let mut bytes = [0u8; 7];
     rand::fill(&mut bytes);
@@ -38,7 +44,9 @@ fn fresh_params() -> ChainParams {
     p
 }
 
-async fn start(
+/// Starts a node in this process: `role` names its data directory under `root`; `seed` joins
+/// an existing chain. Returns once its JSON-RPC server is up, with the task running it.
+pub async fn start(
     role: &'static str,
     root: &Path,
     seed: Option<(String, u16)>,
@@ -77,7 +85,7 @@ async fn start(
 }
 
 /// Waits until `txid` is in a block on every site.
-fn wait_confirmed(sites: &[&Site], txid: &str) -> Result<(), String> {
+pub fn wait_confirmed(sites: &[&Site], txid: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     for s in sites {
         loop {
@@ -101,7 +109,8 @@ fn wait_confirmed(sites: &[&Site], txid: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn wait_synced(sites: &[&Site]) -> Result<(), String> {
+/// Waits until every site has the same block count.
+pub fn wait_synced(sites: &[&Site]) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let heights: Vec<u64> = sites
@@ -269,13 +278,9 @@ fn replay(a: &Site, p: &Site, c: &Site) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the devnet. `-datadir=DIR` keeps the nodes' files in DIR (default: a new temporary
-/// directory); `-exit` stops after the trade instead of waiting for Ctrl-C.
-pub async fn run(opts: Options, exit_after: bool) -> Result<(), String> {
-    let root = match &opts.datadir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("wattle-devnet-{}", std::process::id())),
-    };
+/// Writes fresh chain parameters for the admin node under `root`, unless it has some already
+/// (a devnet directory used before keeps its chain).
+pub fn write_params(root: &Path) -> Result<(), String> {
     let admin_dir = DataDir::new(Some(root.join("admin")), CHAIN);
     if !admin_dir.params_path().exists() {
         std::fs::create_dir_all(admin_dir.chain_dir())
@@ -286,6 +291,17 @@ pub async fn run(opts: Options, exit_after: bool) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+/// Runs the devnet. `-datadir=DIR` keeps the nodes' files in DIR (default: a new temporary
+/// directory); `-exit` stops after the trade instead of waiting for Ctrl-C.
+pub async fn run(opts: Options, exit_after: bool) -> Result<(), String> {
+    let root = match &opts.datadir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("wattle-devnet-{}", std::process::id())),
+    };
+    write_params(&root)?;
     println!("Wattle devnet in {}", root.display());
     let (admin, admin_task) = start("admin", &root, None).await?;
     let port = admin.call("getinfo", json!([]))?["port"]

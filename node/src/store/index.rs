@@ -31,8 +31,9 @@ pub(crate) const BLOCK: u8 = b'b';
 pub(crate) const UNDO: u8 = b'u';
 pub(crate) const TX: u8 = b't';
 pub(crate) const META: u8 = b'm';
-/// Wallet index: `a` + address + encoded outpoint → empty, one entry per unspent output.
-pub(crate) const ADDRESS_UTXO: u8 = b'a';
+/// The address index of earlier versions (`a` + address + outpoint), removed on open: the
+/// index is now kept in memory (`store/addresses.rs`).
+pub(crate) const OLD_ADDRESS_UTXO: u8 = b'a';
 
 /// The first byte of each `StateKey` variant's encoding: the argument of `Store::scan`.
 pub mod kind {
@@ -114,17 +115,6 @@ fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
 
 pub(crate) fn state_key(key: &StateKey) -> Vec<u8> {
     prefixed(STATE, &key.encode())
-}
-
-/// The address-index key of an unspent output (prefix scans by address find its coins).
-pub(crate) fn address_utxo_key(
-    address: &wattle_ledger::Address,
-    op: &wattle_ledger::tx::OutPoint,
-) -> Vec<u8> {
-    let mut k = vec![ADDRESS_UTXO];
-    k.extend_from_slice(&address.0);
-    k.extend_from_slice(&codec::encode(op));
-    k
 }
 
 pub(crate) fn height_key(height: u32) -> Vec<u8> {

@@ -16,6 +16,7 @@
 //! single read sees a whole batch or none of it; a reader that needs several reads from one state
 //! (e.g. tip and a balance) can check that the tip did not change in between.
 
+mod addresses;
 mod blockfile;
 mod cache;
 mod index;
@@ -99,6 +100,8 @@ pub struct Store {
     failed: AtomicBool,
     /// Ledger state values in memory, in front of sled.
     cache: cache::StateCache,
+    /// Each address's unspent outputs.
+    addresses: addresses::AddressIndex,
 }
 
 impl Store {
@@ -138,10 +141,19 @@ impl Store {
             chain_id,
             failed: AtomicBool::new(false),
             cache: cache::StateCache::new(cache::GENERATION),
+            addresses: addresses::AddressIndex::default(),
         };
         if committed.is_some_and(|c| valid_end < c) {
             store.recover_lost_blocks(valid_end)?;
         }
+        store.drop_disk_address_index()?;
+        let mut utxos = Vec::new();
+        for (key, value) in store.scan(kind::UTXO)? {
+            if let (StateKey::Utxo(op), StateValue::Utxo(u)) = (key, value) {
+                utxos.push((op, u.output.address));
+            }
+        }
+        store.addresses.rebuild(utxos);
         Ok(store)
     }
 
@@ -266,23 +278,36 @@ impl Store {
         &self,
         address: &wattle_ledger::Address,
     ) -> Result<Vec<(wattle_ledger::tx::OutPoint, wattle_ledger::state::Utxo)>, StoreError> {
-        let mut prefix = vec![index::ADDRESS_UTXO];
-        prefix.extend_from_slice(&address.0);
         let mut out = Vec::new();
-        for item in self.db.scan_prefix(&prefix) {
-            let (k, _) = item?;
-            let op: wattle_ledger::tx::OutPoint = decode("address index", &k[prefix.len()..])?;
-            match self.state_get(&StateKey::Utxo(op))? {
-                Some(StateValue::Utxo(u)) => out.push((op, u)),
-                _ => {
-                    return Err(StoreError::Decode {
-                        what: "address index",
-                        why: format!("it names {op:?}, which is not unspent"),
-                    });
-                }
+        for op in self.addresses.outpoints(address) {
+            // A coin spent by a commit since the index was read is simply left out.
+            if let Some(StateValue::Utxo(u)) = self.state_get(&StateKey::Utxo(op))? {
+                out.push((op, u));
             }
         }
         Ok(out)
+    }
+
+    /// Stores written before the address index moved to memory kept it in sled (`a` keys):
+    /// remove them, once.
+    fn drop_disk_address_index(&self) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for item in self.db.scan_prefix([index::OLD_ADDRESS_UTXO]) {
+            let (k, _) = item?;
+            batch.remove(k);
+            any = true;
+        }
+        if any {
+            let _writer = self.writer()?;
+            let result = self
+                .db
+                .apply_batch(batch)
+                .and_then(|_| self.db.flush().map(|_| ()));
+            self.check_write(result.map_err(StoreError::from))?;
+            tracing::info!("removed the on-disk address index (now kept in memory)");
+        }
+        Ok(())
     }
 
     pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -521,3 +521,35 @@ fn meta_values_can_ride_in_the_branch_switch() {
         Some(&signed[..])
     );
 }
+
+#[test]
+fn the_address_index_is_rebuilt_on_open_and_the_old_disk_index_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, t, _) = three_blocks(dir.path(), MAX_FILE_BYTES);
+    let admin = t.admin.address();
+    let before = store.utxos_of(&admin).unwrap();
+    assert!(
+        !before.is_empty(),
+        "the admin holds coins after three blocks"
+    );
+    // An entry of the on-disk index earlier versions kept.
+    let mut stale = vec![index::OLD_ADDRESS_UTXO];
+    stale.extend_from_slice(&admin.0);
+    store.db.insert(&stale, &[][..]).unwrap();
+    store.db.flush().unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.utxos_of(&admin).unwrap(),
+        before,
+        "rebuilt from the UTXO state"
+    );
+    assert!(
+        store
+            .db
+            .scan_prefix([index::OLD_ADDRESS_UTXO])
+            .next()
+            .is_none(),
+        "the old on-disk index is gone"
+    );
+}

@@ -2,6 +2,7 @@
 //! that does not fit the stored chain or changesets that do not match the stored state), then
 //! appends and fsyncs its new block records, then makes ONE sled batch and flushes it.
 
+use super::addresses::Written;
 use super::blockfile::BlockFiles;
 use super::index::{self, BlockEntry, meta};
 use super::{Store, StoreError};
@@ -85,28 +86,20 @@ impl<'a> StateDelta<'a> {
         Ok(())
     }
 
-    /// Adds the writes that change something to `batch`; returns them (for the state cache).
-    pub(super) fn write(self, batch: &mut sled::Batch) -> Vec<(StateKey, Option<StateValue>)> {
+    /// Adds the writes that change something to `batch`; returns them with their values
+    /// before (for the state cache and the address index).
+    pub(super) fn write(mut self, batch: &mut sled::Batch) -> Vec<Written> {
         let mut written = Vec::with_capacity(self.current.len());
         for (key, value) in self.current {
-            let original = self.original.get(&key);
-            if original == Some(&value) {
+            let original = self.original.remove(&key).unwrap_or(None);
+            if original == value {
                 continue;
-            }
-            // Keep the address index of unspent outputs in step with the state.
-            if let StateKey::Utxo(op) = &key {
-                if let Some(Some(StateValue::Utxo(old))) = original {
-                    batch.remove(index::address_utxo_key(&old.output.address, op));
-                }
-                if let Some(StateValue::Utxo(new)) = &value {
-                    batch.insert(index::address_utxo_key(&new.output.address, op), &[][..]);
-                }
             }
             match &value {
                 Some(v) => batch.insert(index::state_key(&key), codec::encode(v)),
                 None => batch.remove(index::state_key(&key)),
             }
-            written.push((key, value));
+            written.push((key, original, value));
         }
         written
     }
@@ -357,13 +350,9 @@ impl Store {
         }
     }
 
-    /// Applies one batch and flushes it to disk; `state` are the state values it writes, for
-    /// the cache (which forgets everything if the write fails).
-    pub(super) fn commit(
-        &self,
-        batch: sled::Batch,
-        state: Vec<(StateKey, Option<StateValue>)>,
-    ) -> Result<(), StoreError> {
+    /// Applies one batch and flushes it to disk; `state` are the state changes it writes, for
+    /// the cache (which forgets everything if the write fails) and the address index.
+    pub(super) fn commit(&self, batch: sled::Batch, state: Vec<Written>) -> Result<(), StoreError> {
         self.cache.begin_write();
         let result = self
             .db
@@ -371,7 +360,9 @@ impl Store {
             .and_then(|_| self.db.flush().map(|_| ()));
         match result {
             Ok(()) => {
-                self.cache.finish_write(state);
+                self.addresses.apply(&state);
+                self.cache
+                    .finish_write(state.into_iter().map(|(k, _, new)| (k, new)).collect());
                 Ok(())
             }
             Err(e) => {
