@@ -312,11 +312,14 @@ impl NodeState {
             tracing::info!(%txid, "transaction conflicted: {reason}");
             self.conflicted.insert(txid);
         }
+        // A lock goes once its coin is gone from the committed state, unless the coin is one
+        // an unconfirmed pool transaction creates (a prepared offer waiting for its block).
         let store = self.store.clone();
-        if let Err(e) = self
-            .wallet
-            .forget_spent(|o| read::utxo(&*store, o).ok().flatten().is_some())
-        {
+        let pool = self.mempool.view(&*store);
+        if let Err(e) = self.wallet.forget_spent(|o| {
+            read::utxo(&*store, o).ok().flatten().is_some()
+                || read::utxo(&pool, o).ok().flatten().is_some()
+        }) {
             tracing::warn!("cannot update wallet locks: {e}");
         }
         // The engine must learn the new pool size before any other input: judged on a stale

@@ -148,6 +148,11 @@ fn step(what: &str, site: &Site, method: &str, params: Value) -> Result<Value, S
 
 fn balances(site: &Site) -> Result<String, String> {
     let v = site.call("getaddressbalances", json!([site.address, 0]))?;
+    Ok(format_balances(&v))
+}
+
+/// `[{name, qty}, ...]` as "QTY NAME, QTY NAME" ("nothing" when empty).
+pub fn format_balances(v: &Value) -> String {
     let parts: Vec<String> = v
         .as_array()
         .map(|a| {
@@ -156,11 +161,11 @@ fn balances(site: &Site) -> Result<String, String> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(if parts.is_empty() {
+    if parts.is_empty() {
         "nothing".into()
     } else {
         parts.join(", ")
-    })
+    }
 }
 
 /// The paper's setup and one trade (Oh et al. 2017, §2), over JSON-RPC.
