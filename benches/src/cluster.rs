@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use wattle_node::datadir::DataDir;
-use wattle_node::rpc::client::{CallError, RpcClient};
+use wattle_node::rpc::client::{CallError, RpcClient, Session};
 
 /// Longest wait for any one thing (a node start, a sync, a confirmation).
 pub const PATIENCE: Duration = Duration::from_secs(120);
@@ -191,18 +191,39 @@ pub fn call(node: &RpcClient, method: &str, params: Value) -> Result<Value, Stri
 
 /// Whether `txid` is in a block on the node's main chain. Unknown transactions are not.
 pub fn confirmed(node: &RpcClient, txid: &str) -> Result<bool, String> {
-    match node.call("getrawtransaction", json!([txid, 1])) {
+    confirmed_reply(node.call("getrawtransaction", json!([txid, 1])), node.port)
+}
+
+/// [`confirmed`] over a kept-alive connection.
+pub fn session_confirmed(node: &mut Session, txid: &str) -> Result<bool, String> {
+    let reply = node.call("getrawtransaction", json!([txid, 1]));
+    confirmed_reply(reply, node.client.port)
+}
+
+fn confirmed_reply(reply: Result<Value, CallError>, port: u16) -> Result<bool, String> {
+    match reply {
         Ok(v) => Ok(v
             .get("confirmations")
             .and_then(Value::as_i64)
             .is_some_and(|c| c >= 1)),
         Err(CallError::Rpc { .. }) => Ok(false),
-        Err(e) => Err(format!("getrawtransaction on port {}: {e}", node.port)),
+        Err(e) => Err(format!("getrawtransaction on port {port}: {e}")),
     }
 }
 
 pub fn height(node: &RpcClient) -> Result<u64, String> {
-    call(node, "getblockcount", json!([]))?
+    height_reply(node.call("getblockcount", json!([])), node.port)
+}
+
+/// [`height`] over a kept-alive connection.
+pub fn session_height(node: &mut Session) -> Result<u64, String> {
+    let reply = node.call("getblockcount", json!([]));
+    height_reply(reply, node.client.port)
+}
+
+fn height_reply(reply: Result<Value, CallError>, port: u16) -> Result<u64, String> {
+    reply
+        .map_err(|e| format!("getblockcount on port {port}: {e}"))?
         .as_u64()
         .ok_or_else(|| "getblockcount: not a number".to_string())
 }
@@ -245,4 +266,113 @@ pub fn usage(pid: u32) -> Option<(f64, u64)> {
         .unwrap_or(0);
     // USER_HZ is 100 on every Linux configuration that matters here.
     Some((ticks as f64 / 100.0, hwm))
+}
+
+// ------------------------------------------------------------------ clusters
+
+/// Writes `params` into the admin's data directory (`root/node0`), starts the admin, then
+/// `count - 1` joiners (`root/node1`...) that join through its seed address, each granted
+/// connect,send,receive by the admin as soon as it has printed its address.
+pub fn start_cluster(
+    wattled: &Path,
+    root: &Path,
+    params: &wattle_ledger::ChainParams,
+    count: usize,
+) -> Result<Vec<Node>, String> {
+    let chain = params.chain_name.as_str();
+    let admin_dir = root.join("node0");
+    let chain_dir = DataDir::new(Some(admin_dir.clone()), chain).chain_dir();
+    std::fs::create_dir_all(&chain_dir).map_err(|e| format!("{}: {e}", chain_dir.display()))?;
+    std::fs::write(
+        chain_dir.join("params.toml"),
+        wattle_node::params_file::render(params),
+    )
+    .map_err(|e| e.to_string())?;
+    let admin = start_node(wattled, &admin_dir, chain, &[chain.to_string()])?;
+    let mut nodes = vec![admin];
+    for i in 1..count {
+        let node = start_joiner(wattled, &root.join(format!("node{i}")), &nodes[0])?;
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
+/// Starts a node that joins through `admin`'s seed address and has the admin grant it
+/// connect,send,receive.
+pub fn start_joiner(wattled: &Path, datadir: &Path, admin: &Node) -> Result<Node, String> {
+    let seed = admin
+        .seed
+        .clone()
+        .ok_or("the admin did not print its seed address")?;
+    let node = start_node(
+        wattled,
+        datadir,
+        &admin.rpc.chain,
+        std::slice::from_ref(&seed),
+    )?;
+    let addr = node
+        .grant_address
+        .clone()
+        .ok_or("a joiner did not print its grant line")?;
+    call(&admin.rpc, "grant", json!([addr, "connect,send,receive"]))?;
+    Ok(node)
+}
+
+/// Waits until every node has the first node's block count.
+pub fn wait_equal_heights(nodes: &[Node], what: &str) -> Result<u64, String> {
+    let mut h0 = 0;
+    wait_for(what, || {
+        h0 = height(&nodes[0].rpc)?;
+        for n in &nodes[1..] {
+            if height(&n.rpc)? != h0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })?;
+    Ok(h0)
+}
+
+/// The chain id (genesis hash) that signatures commit to.
+pub fn chain_id(node: &RpcClient) -> Result<wattle_ledger::Hash256, String> {
+    call(node, "getblockchainparams", json!([]))?
+        .get("genesis-hash")
+        .and_then(Value::as_str)
+        .and_then(|h| wattle_ledger::Hash256::from_hex(h).ok())
+        .ok_or_else(|| "getblockchainparams has no genesis-hash".to_string())
+}
+
+/// Asks `nodes` to stop, waits up to 10 s for their processes to exit, then kills what is left;
+/// they are no longer in `CHILDREN` afterwards.
+pub fn stop_nodes(nodes: &[Node]) {
+    for n in nodes {
+        let _ = n.rpc.call("stop", json!([]));
+    }
+    let pids: Vec<u32> = nodes.iter().map(|n| n.pid).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+        children.retain_mut(|c| !pids.contains(&c.id()) || matches!(c.try_wait(), Ok(None)));
+        let running = children.iter().filter(|c| pids.contains(&c.id())).count();
+        if running == 0 {
+            return;
+        }
+        if Instant::now() > deadline {
+            for c in children.iter_mut().filter(|c| pids.contains(&c.id())) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            children.retain(|c| !pids.contains(&c.id()));
+            return;
+        }
+        drop(children);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The load average (1, 5, 15 minutes) from /proc/loadavg.
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|w| w.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
 }

@@ -1,291 +1,99 @@
-//! `netbench`: confirmation latency on real `wattled` processes on 127.0.0.1.
+//! `netbench`: the network benchmark on real `wattled` processes on 127.0.0.1.
 //!
-//! It starts an admin node and `--nodes - 1` joiners (granted connect,send,receive), waits until
-//! they are synced, funds a key of its own with an asset, and signs every transfer it will send
-//! before it starts timing. Each measured transfer is timed from just before the
-//! `sendrawtransaction` call on the admin until every node reports it with at least one
-//! confirmation (`getrawtransaction TXID 1`), polled every `--poll-ms`.
-//!
-//! Two phases: sequential (the next transfer is sent once the previous one is confirmed on every
-//! node) and a steady rate (`--rate` transfers per second, whatever is still unconfirmed).
-//! The nodes are stopped at the end, and killed on an error, a panic, SIGINT, SIGTERM or SIGHUP.
+//! It starts an admin node and `--nodes - 1` joiners (each joins through the admin's seed address
+//! and is granted connect,send,receive; only the admin mines), funds addresses of its own in a few
+//! large transactions it signs itself, and runs the phases asked for (all by default):
+//! confirmation latency, throughput for a fixed time, and a fresh node's sync of a long chain.
+//! It prints a table and writes the figures as JSON. The nodes are stopped at the end, and killed
+//! on an error, a panic, SIGINT, SIGTERM or SIGHUP. See `--help` and BENCHMARKS.md.
 //!
 //! It builds nothing: `cargo build --release -p wattle-node -p wattle-benches`, then
-//! `target/release/netbench` (see `--help`).
+//! `target/release/netbench`.
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use wattle_benches::cluster::*;
-use wattle_ledger::address::{Address, AddressFormat};
-use wattle_ledger::amount::Amount;
-use wattle_ledger::keys::SecretKey;
-use wattle_ledger::sighash;
-use wattle_ledger::tx::{Input, OutPoint, Output, TX_VERSION, Transaction};
-use wattle_ledger::{ChainParams, Hash256};
-use wattle_node::datadir::DataDir;
+use wattle_benches::network::coins::{self, Signed};
+use wattle_benches::network::latency::{self, Mode, Stats};
+use wattle_benches::network::load::{self, Outcome};
+use wattle_benches::network::sync::{self, Joined};
+use wattle_ledger::ChainParams;
 
 const CHAIN: &str = "netbench";
-/// Raw units of the asset on each pre-split coin; a transfer sends half and keeps half.
-const COIN: u64 = 1_000;
+/// Coins (lanes) the sync phase's chain is built along: transfers per round.
+const LANES: usize = 10_000;
 
-const USAGE: &str = "Usage: netbench [--wattled PATH] [--nodes N] [--txs N] [--rate TX_PER_S]
-                [--warmup N] [--poll-ms MS] [--json FILE] [--keep]
+const USAGE: &str = "Usage: netbench [--nodes N] [--latency] [--throughput] [--sync] [--seconds S]
+                [--sync-txs M] [--json PATH] [--keep] [more options below]
 
-Starts N real wattled processes on 127.0.0.1 (an admin and N-1 joiners), and measures the time
-from sendrawtransaction on the admin until the transaction is confirmed on every node.
+Starts N real wattled processes on 127.0.0.1: an admin (the only miner) and N-1 nodes that join
+through the admin's seed address and are granted connect,send,receive. It funds 1,000 addresses
+of its own with coins of an asset (in transactions of up to 9,999 outputs that it signs itself)
+and runs the phases asked for, by default all three, in this order:
 
-  --wattled PATH  the node binary (default: wattled next to this executable)
-  --nodes N       number of nodes (default 3)
-  --txs N         measured transfers per phase (default 200)
-  --rate R        transfers per second in the steady-rate phase (default 20; 0 skips the phase)
-  --warmup N      unmeasured sequential transfers first (default 10)
-  --poll-ms MS    polling interval (default 5)
-  --json FILE     also write the figures as JSON
-  --keep          keep the nodes' data directories (debug.log) and print where they are";
+  --latency     confirmation latency: pre-signed transfers sent with sendrawtransaction to the
+                admin, each timed until getrawtransaction shows it in a block on every node
+                (polled every --poll-ms); --warmup unmeasured transfers, then --txs sequential
+                ones (the next is sent when the previous one is confirmed everywhere), then --txs
+                at a steady --rate. Printed: min, median, p90, p99, max, mean in ms.
+  --throughput  for --seconds, --conns threads submit pre-signed independent transfers (a pool
+                of --seconds x --max-rate, signed before the clock starts) to the nodes in turn
+                over kept-alive connections. Submitted tx/s = accepted by sendrawtransaction per
+                second; confirmed tx/s = transfers in a block on every node within the time, per
+                second; also when the last accepted one was in a block everywhere, and each
+                node's CPU seconds over the phase and peak RSS. A 'mempool full' reply is retried.
+  --sync        stops the joiners, extends the chain to --sync-txs transactions (first the
+                throughput pool's unsent transfers, then rounds of 10,000 transfers, each spending
+                an output of the round before; sent in JSON-RPC batches to the admin), then starts
+                a fresh node that joins through the admin's seed, grants it, and times it until
+                its block count equals the admin's. Printed: the chain (transactions, blocks, MB),
+                time to catch up after the grant, tx/s, the time between its first and last block
+                commit in its debug.log, and its CPU and peak RSS.
 
-// ------------------------------------------------------------------ child processes
-#[derive(Clone, Debug)]
-// ------------------------------------------------------------------ measurement
+Options:
+  --nodes N         number of nodes, admin included (default 3)
+  --json PATH       where to write the figures (default target/netbench-N.json beside the
+                    release directory of this executable)
+  --keep            keep the nodes' data directories (debug.log) and print where they are
+  --wattled PATH    the node binary (default: wattled next to this executable)
+ latency:
+  --txs N           measured transfers per latency mode (default 200)
+  --rate R          transfers per second in the steady mode (default 20; 0 skips it)
+  --warmup N        unmeasured sequential transfers first (default 10)
+  --poll-ms MS      polling interval (default 5)
+ throughput:
+  --seconds S       how long transfers are submitted (default 60)
+  --conns C         submitting threads, each with one connection per target node (default 8)
+  --batch B         transfers per HTTP request, as a JSON-RPC batch (default 1: single calls)
+  --submit-to T     all: every node in turn (default); admin: the admin only
+  --max-rate R      transfers pre-signed per second of --seconds (default 10000); if the pool
+                    runs out before the time is up the phase says so
+ sync:
+  --sync-txs M      transactions in the chain the fresh node syncs (default 1000000), counting
+                    those of the earlier phases and of the setup
 
-/// One measured transfer: times since just before its `sendrawtransaction` call.
-struct Sample {
-    txid: String,
-    /// Wall-clock time of the submission (ms since the Unix epoch), to match the nodes' logs.
-    sent_unix_ms: f64,
-    /// The `sendrawtransaction` round trip.
-    submit: Duration,
-    /// When each node was first seen to hold it in a block.
-    confirmed: Vec<Duration>,
-}
-
-impl Sample {
-    fn everywhere(&self) -> Duration {
-        self.confirmed.iter().copied().max().unwrap_or_default()
-    }
-}
-
-struct Pending {
-    txid: String,
-    sent_unix_ms: f64,
-    start: Instant,
-    submit: Duration,
-    confirmed: Vec<Option<Duration>>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    Sequential,
-    Rate(f64),
-}
-
-/// Sends `txs` (hex, txid) to the first node and polls every node until each is confirmed on all.
-///
-/// A node is asked about its unconfirmed transfers only when its block count has changed since
-/// the last poll (and, as a safety net, every 100 ms), so that polling costs three
-/// `getblockcount` calls per round however many transfers are in flight.
-fn run_phase(
-    nodes: &[Node],
-    txs: &[(String, String)],
-    mode: Mode,
-    poll: Duration,
-) -> Result<Vec<Sample>, String> {
-    let n = nodes.len();
-    let mut samples = Vec::with_capacity(txs.len());
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut next = 0usize;
-    let mut seen_height: Vec<Option<u64>> = vec![None; n];
-    let mut last_full = Instant::now();
-    let phase_start = Instant::now();
-    let send_time = |i: usize| match mode {
-        Mode::Sequential => None,
-        Mode::Rate(r) => Some(phase_start + Duration::from_secs_f64(i as f64 / r)),
-    };
-    while next < txs.len() || !pending.is_empty() {
-        let now = Instant::now();
-        let due = next < txs.len()
-            && match mode {
-                Mode::Sequential => pending.is_empty(),
-                Mode::Rate(_) => send_time(next).is_some_and(|t| t <= now),
-            };
-        if due {
-            let (hex, txid) = &txs[next];
-            let sent_unix_ms = unix_ms();
-            let start = Instant::now();
-            let got = call(&nodes[0].rpc, "sendrawtransaction", json!([hex]))?;
-            let submit = start.elapsed();
-            if got.as_str() != Some(txid.as_str()) {
-                return Err(format!(
-                    "sendrawtransaction returned {got}, expected {txid}"
-                ));
-            }
-            pending.push(Pending {
-                txid: txid.clone(),
-                sent_unix_ms,
-                start,
-                submit,
-                confirmed: vec![None; n],
-            });
-            next += 1;
-        }
-
-        let round = Instant::now();
-        let full = last_full.elapsed() >= Duration::from_millis(100);
-        if full {
-            last_full = round;
-        }
-        for (i, node) in nodes.iter().enumerate() {
-            if pending.iter().all(|p| p.confirmed[i].is_some()) {
-                continue;
-            }
-            let h = height(&node.rpc)?;
-            if seen_height[i] == Some(h) && !full {
-                continue;
-            }
-            seen_height[i] = Some(h);
-            for p in pending.iter_mut().filter(|p| p.confirmed[i].is_none()) {
-                if confirmed(&node.rpc, &p.txid)? {
-                    p.confirmed[i] = Some(p.start.elapsed());
-                }
-            }
-        }
-        let mut k = 0;
-        while k < pending.len() {
-            if pending[k].confirmed.iter().all(Option::is_some) {
-                let p = pending.remove(k);
-                samples.push(Sample {
-                    txid: p.txid,
-                    sent_unix_ms: p.sent_unix_ms,
-                    submit: p.submit,
-                    confirmed: p.confirmed.into_iter().flatten().collect(),
-                });
-            } else if pending[k].start.elapsed() > PATIENCE {
-                return Err(format!(
-                    "transaction {} not confirmed on every node within {PATIENCE:?} (confirmed on: {:?})",
-                    pending[k].txid, pending[k].confirmed
-                ));
-            } else {
-                k += 1;
-            }
-        }
-
-        // Sequential: send the next one at once when nothing is pending.
-        if matches!(mode, Mode::Sequential) && pending.is_empty() {
-            continue;
-        }
-        let mut wake = round + poll;
-        if let Some(t) = send_time(next).filter(|_| next < txs.len()) {
-            wake = wake.min(t);
-        }
-        let now = Instant::now();
-        if wake > now {
-            std::thread::sleep(wake - now);
-        }
-    }
-    Ok(samples)
-}
-
-fn unix_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1e3)
-        .unwrap_or(0.0)
-}
-
-/// min, median, p90, p99, max, mean in ms (nearest-rank percentiles).
-#[derive(Clone, Copy, Debug)]
-struct Stats {
-    count: usize,
-    min: f64,
-    median: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-    mean: f64,
-}
-
-fn stats(values: &[Duration]) -> Stats {
-    let mut ms: Vec<f64> = values.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    let rank = |p: f64| {
-        let i = ((p / 100.0) * ms.len() as f64).ceil() as usize;
-        ms.get(i.saturating_sub(1)).copied().unwrap_or(f64::NAN)
-    };
-    Stats {
-        count: ms.len(),
-        min: ms.first().copied().unwrap_or(f64::NAN),
-        median: rank(50.0),
-        p90: rank(90.0),
-        p99: rank(99.0),
-        max: ms.last().copied().unwrap_or(f64::NAN),
-        mean: ms.iter().sum::<f64>() / ms.len().max(1) as f64,
-    }
-}
-
-fn stats_json(s: &Stats) -> Value {
-    let r = |x: f64| (x * 10.0).round() / 10.0;
-    json!({
-        "count": s.count, "min_ms": r(s.min), "median_ms": r(s.median), "p90_ms": r(s.p90),
-        "p99_ms": r(s.p99), "max_ms": r(s.max), "mean_ms": r(s.mean),
-    })
-}
-
-fn print_row(label: &str, s: &Stats) {
-    println!(
-        "{label:<34} {:>5} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-        s.count, s.min, s.median, s.p90, s.p99, s.max, s.mean
-    );
-}
-
-/// The report of one phase: the headline (confirmed on every node) and its breakdown.
-fn report(name: &str, samples: &[Sample]) -> Value {
-    let all: Vec<Duration> = samples.iter().map(Sample::everywhere).collect();
-    let submit: Vec<Duration> = samples.iter().map(|s| s.submit).collect();
-    let first: Vec<Duration> = samples.iter().map(|s| s.confirmed[0]).collect();
-    let headline = stats(&all);
-    print_row(&format!("{name}: confirmed on all nodes"), &headline);
-    print_row("  sendrawtransaction round trip", &stats(&submit));
-    print_row("  confirmed on the submitting node", &stats(&first));
-    let mut per_node = Vec::new();
-    for i in 1..samples.first().map_or(0, |s| s.confirmed.len()) {
-        let v: Vec<Duration> = samples.iter().map(|s| s.confirmed[i]).collect();
-        let st = stats(&v);
-        print_row(&format!("  confirmed on node {i}"), &st);
-        per_node.push(stats_json(&st));
-    }
-    let ms = |d: &Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
-    let each: Vec<Value> = samples
-        .iter()
-        .map(|s| {
-            json!({
-                "txid": s.txid,
-                "sent_unix_ms": (s.sent_unix_ms * 10.0).round() / 10.0,
-                "submit_ms": ms(&s.submit),
-                "confirmed_ms": s.confirmed.iter().map(ms).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({
-        "phase": name,
-        "samples": each,
-        "confirmed_on_all": stats_json(&headline),
-        "sendrawtransaction": stats_json(&stats(&submit)),
-        "confirmed_on_submitter": stats_json(&stats(&first)),
-        "confirmed_on_joiners": per_node,
-    })
-}
-
-// ------------------------------------------------------------------ setup
+Every wait is bounded (120 s without progress); it exits non-zero with a message on any error.
+Build first: cargo build --release -p wattle-node -p wattle-benches";
 
 struct Options {
     wattled: PathBuf,
     nodes: usize,
+    latency: bool,
+    throughput: bool,
+    sync: bool,
     txs: usize,
     rate: f64,
     warmup: usize,
     poll: Duration,
-    json: Option<PathBuf>,
+    seconds: f64,
+    conns: usize,
+    batch: usize,
+    all_nodes: bool,
+    max_rate: f64,
+    sync_txs: usize,
+    json: PathBuf,
     keep: bool,
 }
 
@@ -297,13 +105,23 @@ fn parse_options() -> Result<Options, String> {
     let mut o = Options {
         wattled: exe_dir.join("wattled"),
         nodes: 3,
+        latency: false,
+        throughput: false,
+        sync: false,
         txs: 200,
         rate: 20.0,
         warmup: 10,
         poll: Duration::from_millis(5),
-        json: None,
+        seconds: 60.0,
+        conns: 8,
+        batch: 1,
+        all_nodes: true,
+        max_rate: 10_000.0,
+        sync_txs: 1_000_000,
+        json: PathBuf::new(),
         keep: false,
     };
+    let mut json = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let (name, inline) = match a.split_once('=') {
@@ -317,35 +135,42 @@ fn parse_options() -> Result<Options, String> {
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         let bad = |v: &str| format!("invalid value for {name}: {v}");
+        let count = |v: String, min: usize| -> Result<usize, String> {
+            let n: usize = v.replace('_', "").parse().map_err(|_| bad(&v))?;
+            if n < min { Err(bad(&v)) } else { Ok(n) }
+        };
+        let real = |v: String, positive: bool| -> Result<f64, String> {
+            let x: f64 = v.parse().map_err(|_| bad(&v))?;
+            if !x.is_finite() || x < 0.0 || (positive && x == 0.0) {
+                Err(bad(&v))
+            } else {
+                Ok(x)
+            }
+        };
         match name.as_str() {
             "--wattled" => o.wattled = PathBuf::from(value()?),
-            "--nodes" => {
+            "--nodes" => o.nodes = count(value()?, 1)?,
+            "--latency" => o.latency = true,
+            "--throughput" => o.throughput = true,
+            "--sync" => o.sync = true,
+            "--txs" => o.txs = count(value()?, 1)?,
+            "--rate" => o.rate = real(value()?, false)?,
+            "--warmup" => o.warmup = count(value()?, 0)?,
+            "--poll-ms" => o.poll = Duration::from_millis(count(value()?, 1)? as u64),
+            "--seconds" => o.seconds = real(value()?, true)?,
+            "--conns" => o.conns = count(value()?, 1)?,
+            "--batch" => o.batch = count(value()?, 1)?,
+            "--submit-to" => {
                 let v = value()?;
-                o.nodes = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad(&v))?
+                o.all_nodes = match v.as_str() {
+                    "all" => true,
+                    "admin" => false,
+                    _ => return Err(bad(&v)),
+                }
             }
-            "--txs" => {
-                let v = value()?;
-                o.txs = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad(&v))?
-            }
-            "--rate" => {
-                let v = value()?;
-                o.rate = v
-                    .parse()
-                    .ok()
-                    .filter(|r: &f64| r.is_finite() && *r >= 0.0)
-                    .ok_or_else(|| bad(&v))?
-            }
-            "--warmup" => {
-                let v = value()?;
-                o.warmup = v.parse().map_err(|_| bad(&v))?
-            }
-            "--poll-ms" => {
-                let v = value()?;
-                o.poll = Duration::from_millis(
-                    v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad(&v))?,
-                )
-            }
-            "--json" => o.json = Some(PathBuf::from(value()?)),
+            "--max-rate" => o.max_rate = real(value()?, true)?,
+            "--sync-txs" => o.sync_txs = count(value()?, 1)?,
+            "--json" => json = Some(PathBuf::from(value()?)),
             "--keep" => o.keep = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -354,6 +179,16 @@ fn parse_options() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other}\n\n{USAGE}")),
         }
     }
+    if !(o.latency || o.throughput || o.sync) {
+        (o.latency, o.throughput, o.sync) = (true, true, true);
+    }
+    o.json = json.unwrap_or_else(|| {
+        // target/release/netbench -> target/netbench-N.json
+        let target = exe_dir
+            .parent()
+            .map_or_else(|| PathBuf::from("target"), Path::to_path_buf);
+        target.join(format!("netbench-{}.json", o.nodes))
+    });
     if !o.wattled.is_file() {
         return Err(format!(
             "{} not found: build it with `cargo build --release -p wattle-node` or pass --wattled PATH",
@@ -361,28 +196,6 @@ fn parse_options() -> Result<Options, String> {
         ));
     }
     Ok(o)
-}
-
-/// A transfer of half of a pre-split coin to `to`, the other half back: one input, two outputs.
-fn transfer(
-    key: &SecretKey,
-    coin: OutPoint,
-    asset: Hash256,
-    to: Address,
-    chain_id: &Hash256,
-) -> Result<Transaction, String> {
-    let half = Amount::new(COIN / 2).map_err(|_| "amount out of range")?;
-    let mut tx = Transaction {
-        version: TX_VERSION,
-        inputs: vec![Input::unsigned(coin)],
-        outputs: vec![
-            Output::new(to, [(asset, half)]),
-            Output::new(key.address(), [(asset, half)]),
-        ],
-        ops: vec![],
-    };
-    sighash::sign_all(&mut tx, &[key], chain_id);
-    Ok(tx)
 }
 
 fn main() -> std::process::ExitCode {
@@ -420,187 +233,311 @@ fn run() -> Result<(), String> {
     result
 }
 
+/// What the phases measured, for the summary table and the JSON file.
+#[derive(Default)]
+struct Figures {
+    latency: Vec<(String, Stats, Duration)>,
+    latency_json: Vec<Value>,
+    throughput: Option<Outcome>,
+    built: Option<(usize, f64)>,
+    sync: Option<Joined>,
+}
+
+fn secs(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64()
+}
+
 fn bench(o: &Options, root: &Path) -> Result<(), String> {
     let params = ChainParams::new(CHAIN);
-    let fmt: AddressFormat = params.address_format();
+    let load_before = load_average();
     println!(
-        "netbench: {} nodes on 127.0.0.1, {} (block-interval {} ms, empty-block-interval {} ms, fallback-timeout {} ms)",
+        "netbench: {} nodes on 127.0.0.1, {} (block-interval {} ms, empty-block-interval {} ms); {} cores, load average {}",
         o.nodes,
         o.wattled.display(),
         params.block_interval_ms,
         params.empty_block_interval_ms,
-        params.fallback_timeout_ms
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_before.map_or("?".into(), |l| format!(
+            "{:.2} {:.2} {:.2}",
+            l[0], l[1], l[2]
+        ))
     );
 
-    // The admin creates the chain with default parameters.
-    let admin_dir = root.join("node0");
-    let chain_dir = DataDir::new(Some(admin_dir.clone()), CHAIN).chain_dir();
-    std::fs::create_dir_all(&chain_dir).map_err(|e| e.to_string())?;
-    std::fs::write(
-        chain_dir.join("params.toml"),
-        wattle_node::params_file::render(&params),
-    )
-    .map_err(|e| e.to_string())?;
-    let setup_start = Instant::now();
-    let admin = start_node(&o.wattled, &admin_dir, CHAIN, &[CHAIN.to_string()])?;
-    let seed = admin
-        .seed
-        .clone()
-        .ok_or("the admin did not print its seed address")?;
-    let mut nodes = vec![admin];
-    for i in 1..o.nodes {
-        let node = start_node(
-            &o.wattled,
-            &root.join(format!("node{i}")),
-            CHAIN,
-            std::slice::from_ref(&seed),
-        )?;
-        let addr = node
-            .grant_address
-            .clone()
-            .ok_or("a joiner did not print its grant line")?;
-        call(
-            &nodes[0].rpc,
-            "grant",
-            json!([addr, "connect,send,receive"]),
-        )?;
-        nodes.push(node);
-    }
-
-    // The benchmark's own key: send and receive, and the asset, split into one coin per transfer.
-    let key = SecretKey::from_bytes(b"netbench: the benchmark's key!!!");
-    let me = key.address();
-    let me_text = fmt.encode(&me);
-    call(&nodes[0].rpc, "grant", json!([me_text, "send,receive"]))?;
-    let coins = o.warmup + o.txs * if o.rate > 0.0 { 2 } else { 1 };
-    let issue = call(
-        &nodes[0].rpc,
-        "issue",
-        json!([me_text, "netbench", coins as u64 * COIN]),
-    )?;
-    let asset_hex = issue.as_str().ok_or("issue did not return a txid")?;
-    let asset = Hash256::from_hex(asset_hex).map_err(|_| "bad txid from issue")?;
-    wait_confirmed_everywhere(&nodes[..1], asset_hex, "the issue to be confirmed")?;
-    let chain_params = call(&nodes[0].rpc, "getblockchainparams", json!([]))?;
-    let chain_id = chain_params
-        .get("genesis-hash")
-        .and_then(Value::as_str)
-        .and_then(|h| Hash256::from_hex(h).ok())
-        .ok_or("getblockchainparams has no genesis-hash")?;
-    let coin = Amount::new(COIN).map_err(|_| "amount out of range")?;
-    let mut split = Transaction {
-        version: TX_VERSION,
-        inputs: vec![Input::unsigned(OutPoint {
-            txid: asset,
-            vout: 0,
-        })],
-        outputs: (0..coins)
-            .map(|_| Output::new(me, [(asset, coin)]))
-            .collect(),
-        ops: vec![],
+    // Setup: the nodes, and coins for every phase.
+    let setup = Instant::now();
+    let mut nodes = start_cluster(&o.wattled, root, &params, o.nodes)?;
+    let latency_coins = if o.latency {
+        o.warmup + o.txs * if o.rate > 0.0 { 2 } else { 1 }
+    } else {
+        0
     };
-    sighash::sign_all(&mut split, &[&key], &chain_id);
-    let split_txid = split.txid();
-    call(&nodes[0].rpc, "sendrawtransaction", json!([split.to_hex()]))?;
-    // Confirmed everywhere also means every joiner was granted and has synced.
-    wait_confirmed_everywhere(&nodes, &split_txid.to_hex(), "the joiners to sync")?;
-    wait_for("equal block counts", || {
-        let h0 = height(&nodes[0].rpc)?;
-        for n in &nodes[1..] {
-            if height(&n.rpc)? != h0 {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    })?;
+    let pool_size = if o.throughput {
+        (o.seconds * o.max_rate).ceil() as usize
+    } else {
+        0
+    };
+    let lanes = if o.sync { o.sync_txs.min(LANES) } else { 0 };
+    let (wallet, mut groups) = coins::fund(&nodes, &params, &[latency_coins, pool_size, lanes])?;
+    let lane_coins = groups.pop().unwrap_or_default();
+    let pool_coins = groups.pop().unwrap_or_default();
+    let latency_coins = groups.pop().unwrap_or_default();
+    let h = wait_equal_heights(&nodes, "the nodes to sync the setup")?;
     println!(
-        "setup: {} nodes synced at height {} in {:.1} s",
+        "setup: {} nodes synced at height {h}, {} coins on {} addresses, in {:.1} s",
         nodes.len(),
-        height(&nodes[0].rpc)?,
-        setup_start.elapsed().as_secs_f64()
+        latency_coins.len() + pool_coins.len() + lane_coins.len(),
+        coins::KEYS,
+        secs(setup)
     );
 
-    // Sign everything before timing anything.
-    let to = match nodes.get(1).and_then(|n| n.grant_address.as_deref()) {
-        Some(a) => fmt
-            .parse(a)
-            .map_err(|e| format!("bad joiner address {a}: {e:?}"))?,
-        None => me,
-    };
-    let mut signed = Vec::with_capacity(coins);
-    for vout in 0..coins as u32 {
-        let tx = transfer(
-            &key,
-            OutPoint {
-                txid: split_txid,
-                vout,
-            },
-            asset,
-            to,
-            &chain_id,
-        )?;
-        signed.push((tx.to_hex(), tx.txid().to_hex()));
-    }
-    let (warm, rest) = signed.split_at(o.warmup);
-    let (seq_txs, rate_txs) = rest.split_at(o.txs);
-
-    run_phase(&nodes, warm, Mode::Sequential, o.poll)?;
-    println!(
-        "\n{:<34} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "latency (ms)", "txs", "min", "median", "p90", "p99", "max", "mean"
-    );
-    let mut phases = Vec::new();
-    let seq = run_phase(&nodes, seq_txs, Mode::Sequential, o.poll)?;
-    phases.push(report("sequential", &seq));
-    if o.rate > 0.0 {
-        let started = Instant::now();
-        let steady = run_phase(&nodes, rate_txs, Mode::Rate(o.rate), o.poll)?;
-        let secs = started.elapsed().as_secs_f64();
-        phases.push(report(&format!("{} tx/s", o.rate), &steady));
+    let mut f = Figures::default();
+    // Transfers of the throughput pool that were never sent: the sync phase's chain uses them.
+    let mut leftover = Vec::new();
+    if o.latency {
+        let signed: Vec<Signed> = wallet
+            .transfers(&latency_coins)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let (warm, rest) = signed.split_at(o.warmup);
+        let (seq_txs, rate_txs) = rest.split_at(o.txs);
+        latency::run_phase(&nodes, warm, Mode::Sequential, o.poll)?;
         println!(
-            "  ({} transfers in {secs:.1} s: {:.1} tx/s offered and confirmed)",
-            steady.len(),
-            steady.len() as f64 / secs
+            "\n{:<34} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "latency (ms)", "txs", "min", "median", "p90", "p99", "max", "mean"
+        );
+        let mut phases = vec![("sequential".to_string(), seq_txs, Mode::Sequential)];
+        if o.rate > 0.0 {
+            phases.push((format!("{} tx/s", o.rate), rate_txs, Mode::Rate(o.rate)));
+        }
+        for (name, txs, mode) in phases {
+            let started = Instant::now();
+            let (samples, round) = latency::run_phase(&nodes, txs, mode, o.poll)?;
+            let (value, headline) = latency::report(&name, &samples);
+            println!(
+                "  ({} transfers in {:.1} s; a polling round of the {} nodes took {:.1} ms on average)",
+                samples.len(),
+                secs(started),
+                nodes.len(),
+                round.as_secs_f64() * 1e3
+            );
+            f.latency.push((name, headline, round));
+            f.latency_json.push(value);
+        }
+    }
+
+    if o.throughput {
+        let signing = Instant::now();
+        let pool: Vec<Signed> = wallet
+            .transfers(&pool_coins)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        println!(
+            "\nthroughput: signed {} transfers in {:.1} s; submitting for {} s over {} connections to {}, {} per request",
+            pool.len(),
+            secs(signing),
+            o.seconds,
+            o.conns,
+            if o.all_nodes {
+                "every node"
+            } else {
+                "the admin"
+            },
+            o.batch
+        );
+        let cfg = load::Config {
+            window: Duration::from_secs_f64(o.seconds),
+            conns: o.conns,
+            batch: o.batch,
+            all_nodes: o.all_nodes,
+        };
+        let (out, unsent) = load::run(&nodes, pool, cfg)?;
+        leftover = unsent;
+        for r in &out.rejections {
+            println!("  refused: {r}");
+        }
+        f.throughput = Some(out);
+    }
+
+    if o.sync {
+        println!("\nsync: stopping the {} joiners", nodes.len() - 1);
+        stop_nodes(&nodes[1..]);
+        nodes.truncate(1);
+        let admin = &nodes[0];
+        let now = sync::chain_size(admin, height(&admin.rpc)?)?;
+        // The fresh node's grant adds one transaction.
+        let wanted = o.sync_txs.saturating_sub(now.txs + 1);
+        println!(
+            "sync: the chain has {} transactions; adding {wanted} transfers",
+            now.txs
+        );
+        if wanted > 0 {
+            let took = sync::build(
+                admin,
+                &wallet,
+                std::mem::take(&mut leftover),
+                lane_coins,
+                wanted,
+                o.conns.min(4),
+            )?;
+            println!(
+                "sync: built in {took:.1} s ({:.0} tx/s)",
+                wanted as f64 / took
+            );
+            f.built = Some((wanted, took));
+        }
+        f.sync = Some(sync::join(&o.wattled, &root.join("fresh"), admin)?);
+    }
+
+    let load_after = load_average();
+    print_summary(o, &f);
+    let r2 = |x: f64| (x * 100.0).round() / 100.0;
+    let out = json!({
+        "nodes": o.nodes,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "block_interval_ms": params.block_interval_ms,
+        "latency": {
+            "poll_ms": o.poll.as_millis() as u64,
+            "phases": f.latency_json,
+        },
+        "throughput": f.throughput.as_ref().map(|t| {
+            let mut v = t.to_json();
+            v["conns"] = json!(o.conns);
+            v["batch"] = json!(o.batch);
+            v["submit_to"] = json!(if o.all_nodes { "all" } else { "admin" });
+            v
+        }),
+        "sync": f.sync.as_ref().map(|s| {
+            let mut v = s.to_json();
+            v["built_transfers"] = json!(f.built.map_or(0, |b| b.0));
+            v["build_s"] = json!(f.built.map(|b| r2(b.1)));
+            v
+        }),
+    });
+    if let Some(dir) = o.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
+    std::fs::write(&o.json, text + "\n").map_err(|e| format!("{}: {e}", o.json.display()))?;
+    println!("\nfigures written to {}", o.json.display());
+
+    stop_nodes(&nodes);
+    Ok(())
+}
+
+fn print_summary(o: &Options, f: &Figures) {
+    let n = o.nodes;
+    println!("\n==== netbench: {n} nodes on 127.0.0.1 ====");
+    if !f.latency.is_empty() {
+        println!(
+            "\nlatency, ms: sendrawtransaction on the admin until in a block on all {n} nodes"
+        );
+        println!(
+            "  {:<14} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+            "mode", "txs", "min", "median", "p90", "p99", "max", "poll round"
+        );
+        for (name, s, round) in &f.latency {
+            println!(
+                "  {name:<14} {:>5} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1}",
+                s.count,
+                s.min,
+                s.median,
+                s.p90,
+                s.p99,
+                s.max,
+                round.as_secs_f64() * 1e3
+            );
+        }
+    }
+    if let Some(t) = &f.throughput {
+        println!(
+            "\nthroughput: {} s, {} connections, {} per request, to {}",
+            o.seconds,
+            o.conns,
+            o.batch,
+            if o.all_nodes {
+                "every node"
+            } else {
+                "the admin"
+            }
+        );
+        println!(
+            "  submitted {:>9.0} tx/s  ({} accepted in {:.1} s, {} refused, {} 'mempool full' retries{})",
+            t.submitted_rate(),
+            t.accepted,
+            t.submit_secs,
+            t.rejected,
+            t.full_retries,
+            if t.exhausted {
+                "; THE POOL RAN OUT: raise --max-rate"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "  confirmed {:>9.0} tx/s  ({} in a block on all {n} nodes within the {} s, in {} blocks in all)",
+            t.confirmed_rate(),
+            t.confirmed_in_window,
+            o.seconds,
+            t.blocks
+        );
+        match t.all_confirmed_secs {
+            Some(s) => println!(
+                "  all {} accepted in a block on every node after {s:.1} s: {:.0} tx/s",
+                t.accepted,
+                t.accepted as f64 / s
+            ),
+            None => println!(
+                "  only {} of {} accepted were in a block on every node at the end",
+                t.confirmed, t.accepted
+            ),
+        }
+        println!(
+            "  this benchmark process: {:.1} CPU s (submitting and polling)",
+            t.client_cpu_s
+        );
+        println!("  node   CPU s  CPU % of the phase  peak RSS MB");
+        let phase = t.all_confirmed_secs.unwrap_or(t.window_secs);
+        for (i, u) in t.usage.iter().enumerate() {
+            println!(
+                "  {i:<4} {:>7.1} {:>19.0} {:>12.1}",
+                u.cpu_s,
+                100.0 * u.cpu_s / phase,
+                u.peak_rss_kb as f64 / 1024.0
+            );
+        }
+    }
+    if let Some(s) = &f.sync {
+        println!("\nsync: a fresh node joins through the admin's seed (the joiners stopped)");
+        println!(
+            "  chain       {} transactions in {} blocks, {:.1} MB{}",
+            s.chain.txs,
+            s.chain.height,
+            s.chain.bytes as f64 / 1e6,
+            f.built.map_or(String::new(), |(k, t)| format!(
+                " ({k} transfers added in {t:.0} s: {:.0} tx/s)",
+                k as f64 / t
+            ))
+        );
+        println!(
+            "  caught up   {:.1} s after its grant: {:.0} tx/s ({:.1} s from start to grant{})",
+            s.catch_up_s,
+            s.rate(),
+            s.start_to_grant_s,
+            match (s.applying, s.applying_rate()) {
+                (Some((t, _)), Some(r)) =>
+                    format!("; its debug.log: first to last block commit {t:.1} s, {r:.0} tx/s"),
+                _ => String::new(),
+            }
+        );
+        println!(
+            "  fresh node  CPU {:.1} s, peak RSS {:.1} MB; admin CPU {:.1} s meanwhile",
+            s.cpu_s,
+            s.peak_rss_kb as f64 / 1024.0,
+            s.admin_cpu_s
         );
     }
-
-    let mut node_usage = Vec::new();
-    println!("\nnode   CPU s  peak RSS MB");
-    for (i, n) in nodes.iter().enumerate() {
-        if let Some((cpu, hwm)) = usage(n.pid) {
-            println!("{i:<4} {cpu:>7.2} {:>12.1}", hwm as f64 / 1024.0);
-            node_usage.push(json!({"node": i, "cpu_s": cpu, "peak_rss_kb": hwm}));
-        }
-    }
-    if let Some(path) = &o.json {
-        let out = json!({
-            "nodes": o.nodes,
-            "poll_ms": o.poll.as_millis() as u64,
-            "block_interval_ms": params.block_interval_ms,
-            "phases": phases,
-            "node_usage": node_usage,
-        });
-        let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
-        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-
-    // Stop the nodes cleanly; whatever is still running after 10 s is killed by the reaper.
-    for n in &nodes {
-        let _ = n.rpc.call("stop", json!([]));
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let running = CHILDREN
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter_mut()
-            .map(|c| matches!(c.try_wait(), Ok(None)))
-            .filter(|running| *running)
-            .count();
-        if running == 0 || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
 }
