@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use wattle_consensus::{BranchBlock, Engine, Input, Output, Verdict};
 use wattle_ledger::address::Address;
+use wattle_ledger::apply::SignatureCache;
 use wattle_ledger::block::{Block, BlockId};
 use wattle_ledger::chain::Chain;
 use wattle_ledger::codec;
@@ -642,6 +643,7 @@ impl NodeState {
             return;
         };
         let id = block.header.id(&self.chain.id);
+        self.preverify(&block);
         if self.gossip_blocks.len() > 4096 {
             self.gossip_blocks.clear();
         }
@@ -653,6 +655,29 @@ impl NodeState {
         });
     }
 
+    /// Checks the signatures of a block's transactions this node has not verified yet on all
+    /// cores at once, and remembers those that pass (the signature cache), so that judging the
+    /// block — one transaction after another on this actor — does not check them again. A
+    /// transaction that fails is left to the judgement, which reports it. Worth it only for
+    /// blocks with many unseen transactions: a node catching up, or one that missed the gossip.
+    fn preverify(&mut self, block: &Block) {
+        const MIN_UNSEEN: usize = 64;
+        let unseen: Vec<(Txid, &Transaction)> = block
+            .txs
+            .iter()
+            .map(|t| (t.txid(), t))
+            .filter(|(id, _)| !self.mempool.verified.contains(id))
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        if unseen.len() < MIN_UNSEEN || threads < 2 {
+            return;
+        }
+        let verified = crate::mempool::verify_in_parallel(&unseen, &self.chain, threads);
+        for txid in verified {
+            self.mempool.verified.insert(txid);
+        }
+    }
+
     /// Blocks fetched by a sync request.
     pub fn on_blocks(&mut self, peer: PeerId, blocks: Vec<Vec<u8>>) {
         let Some(handle) = self.peers.get(&peer).map(|p| p.handle) else {
@@ -661,11 +686,14 @@ impl NodeState {
         let limit = self.chain.params.maximum_block_size as usize;
         for bytes in blocks {
             match codec::decode_with_limit::<Block>(&bytes, limit) {
-                Ok(block) => self.step(Input::Block {
-                    block: Arc::new(block),
-                    from: Some(handle),
-                    now: now_ms(),
-                }),
+                Ok(block) => {
+                    self.preverify(&block);
+                    self.step(Input::Block {
+                        block: Arc::new(block),
+                        from: Some(handle),
+                        now: now_ms(),
+                    })
+                }
                 Err(e) => {
                     tracing::warn!(%peer, "peer sent an undecodable block: {e}");
                     return;

@@ -49,6 +49,39 @@ impl SignatureCache for VerifiedSet {
     }
 }
 
+/// Checks the stateless rules and signatures of `txs` on `threads` threads at once; returns the
+/// txids of those that pass (in no particular order).
+pub fn verify_in_parallel(
+    txs: &[(Txid, &Transaction)],
+    chain: &Chain,
+    threads: usize,
+) -> Vec<Txid> {
+    if txs.is_empty() {
+        return Vec::new();
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = txs
+            .chunks(txs.len().div_ceil(threads.max(1)))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .filter(|(_, t)| {
+                            validate::check_stateless(t, chain).is_ok()
+                                && validate::check_signatures(t, chain).is_ok()
+                        })
+                        .map(|(id, _)| *id)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 /// State as the pool sees it: the pool's writes over the tip state.
 pub struct PoolView<'a, V: LedgerView + ?Sized> {
     base: &'a V,
@@ -302,6 +335,30 @@ mod tests {
             Err(MempoolError::Invalid(TxError::BadSignature { .. }))
         ));
         assert_eq!(pool.len(), 1);
+    }
+
+    #[test]
+    fn parallel_verification_passes_exactly_the_valid_transactions() {
+        let (t, u, e) = funded();
+        let mut txs: Vec<Transaction> = (0..40)
+            .map(|i| t.transfer(&u, t.admin.address(), e, 1 + i))
+            .collect();
+        txs[7].inputs[0].signature.0[3] ^= 1;
+        txs[31].version += 1;
+        let pairs: Vec<(Txid, &Transaction)> = txs.iter().map(|t| (t.txid(), t)).collect();
+        let mut expected: Vec<Txid> = pairs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 7 && *i != 31)
+            .map(|(_, (id, _))| *id)
+            .collect();
+        expected.sort();
+        for threads in [1, 2, 3, 8, 64] {
+            let mut got = verify_in_parallel(&pairs, &t.chain, threads);
+            got.sort();
+            assert_eq!(got, expected, "{threads} threads");
+        }
+        assert!(verify_in_parallel(&[], &t.chain, 4).is_empty());
     }
 
     #[test]
