@@ -110,6 +110,15 @@ pub async fn accept_exchange(State(s): State<Shared>, body: Bytes) -> ApiResult 
         None,
     )
     .await?;
+    if listed["status"].as_str() == Some("cancelled") {
+        return Err(ApiError::conflict(
+            "cancelled",
+            format!(
+                "offer {} was cancelled: its coin was spent by another transaction",
+                req.index
+            ),
+        ));
+    }
     if listed["status"].as_str() != Some("open") {
         return Err(ApiError::conflict(
             "already_taken",

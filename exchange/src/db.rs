@@ -41,13 +41,15 @@ pub struct EcoinRequest {
 }
 
 /// The offer board's states: `open` (can be accepted), `pending` (a completing transaction was
-/// registered and is waiting to be mined), `done` (that transaction is in a block).
+/// registered and is waiting to be mined), `done` (that transaction is in a block), `cancelled`
+/// (the offered coin was spent otherwise, e.g. by `disablerawtransaction`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OfferStatus {
     Open,
     Pending,
     Done,
+    Cancelled,
 }
 
 impl OfferStatus {
@@ -56,6 +58,7 @@ impl OfferStatus {
             OfferStatus::Open => "open",
             OfferStatus::Pending => "pending",
             OfferStatus::Done => "done",
+            OfferStatus::Cancelled => "cancelled",
         }
     }
 }

@@ -30,7 +30,7 @@
 //! | admin | `GET /api/admin/ecoin_requests?status=pending\|issued\|all&address=` | | `[{index, address, qty, status, txid, requested_at}]` | 400 bad filter |
 //! | admin | `POST /api/admin/register_ask` | `{ask_address, blob}` | `{index}` | 400 `invalid_offer` (tampered, spent, not one asset for another, not ask_address's), 409 `already_listed` |
 //! | admin | `POST /api/admin/register_bid` | `{index, bid_address, txid}` | `{index, status, txid}` (`pending` until mined, then `done`) | 404, 400 `invalid_bid` (not this offer completed, not paying bid_address), 409 `already_taken` |
-//! | admin | `GET /api/admin/exchange_list?status=open\|pending\|done\|all&ask_address=&bid_address=` | | `[{index, ask_address, bid_address, offer:{asset, qty}, ask:{asset, qty}, price, status, txid, confirmations, blob, listed_at}]` | 400 bad filter |
+//! | admin | `GET /api/admin/exchange_list?status=open\|pending\|done\|cancelled\|all&ask_address=&bid_address=` | | `[{index, ask_address, bid_address, offer:{asset, qty}, ask:{asset, qty}, price, status, txid, confirmations, blob, listed_at}]` | 400 bad filter |
 //! | admin | `GET /api/admin/exchange/{index}` | | one entry as above | 404 |
 //! | producer | `POST /api/producer/reg_exchange_ip` | `{exchange}` | `{exchange, address, type, txids}` | 400 bad URL, the admin's errors |
 //! | producer | `POST /api/producer/issue_energy` | `{}` or `{qty}` (default [`producer::ENERGY_UNIT`] = 1 kWh) | `{txid, qty}` | 403 `not_permitted` (not yet granted) |
@@ -45,7 +45,10 @@
 //! Offer states: `open` (listed, can be accepted) → `pending` (a bid's transaction was verified
 //! and registered, not yet mined) → `done` (mined). A background task re-checks pending and done
 //! offers every second: a transaction that a reorganisation sends back to the mempool makes the
-//! offer `pending` again, one that disappears for 3 checks in a row reopens it.
+//! offer `pending` again, one that disappears for 3 checks in a row reopens it. It also checks
+//! open offers: one whose coin the admin's node no longer finds for 3 checks in a row (spent
+//! otherwise, e.g. the producer's `disablerawtransaction`) becomes `cancelled`, and accepting
+//! it answers 409 `cancelled`.
 //!
 //! The admin service issues the paper's two assets (`energy`, `ecoin`; quantity 0, open, with
 //! the paper's custom fields) the first time it needs them: at the first `connect_node`,

@@ -24,6 +24,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use wattle_node::rpc::client::CallError;
 
@@ -272,6 +273,15 @@ struct Bid {
 }
 
 fn taken(o: &Offer) -> ApiError {
+    if o.status == OfferStatus::Cancelled {
+        return ApiError::conflict(
+            "cancelled",
+            format!(
+                "offer {} was cancelled: its coin was spent by another transaction",
+                o.index
+            ),
+        );
+    }
     ApiError::conflict(
         "already_taken",
         format!(
@@ -380,9 +390,56 @@ async fn refresh(
     Ok((current, conf))
 }
 
-/// Re-checks pending and done offers every second until `stop` turns true.
+/// Whether an open offer's coin is gone: the admin's node no longer finds the blob's input
+/// (spent by something else than a registered bid, e.g. `disablerawtransaction`). A node error
+/// is not an answer (`None`).
+async fn coin_gone(s: &Service, o: &Offer) -> Option<bool> {
+    match s
+        .node
+        .try_call("decoderawexchange", json!([o.blob, false]))
+        .await
+    {
+        Ok(_) => Some(false),
+        Err(CallError::Rpc { message, .. }) => Some(message.contains("Missing inputs")),
+        Err(_) => None,
+    }
+}
+
+/// Marks an open offer `cancelled` once its coin has been gone for [`MISSES_TO_REOPEN`] checks
+/// in a row (so a coin a reorganisation only briefly takes away does not cancel it).
+async fn check_open(s: &Service, o: &Offer, gone_counts: &mut HashMap<u64, u32>) {
+    match coin_gone(s, o).await {
+        Some(true) => {}
+        Some(false) | None => {
+            gone_counts.remove(&o.index);
+            return;
+        }
+    }
+    let n = gone_counts.entry(o.index).or_insert(0);
+    *n += 1;
+    if *n < MISSES_TO_REOPEN {
+        return;
+    }
+    gone_counts.remove(&o.index);
+    let _writing = s.writes.lock().await;
+    let Ok(mut current) = find_offer(s, o.index) else {
+        return;
+    };
+    if current.status != OfferStatus::Open || current.txid.is_some() {
+        return;
+    }
+    current.status = OfferStatus::Cancelled;
+    match s.db.put_offer(&current).await {
+        Ok(()) => tracing::info!(index = current.index, "offer cancelled: its coin was spent"),
+        Err(e) => tracing::error!("{e}"),
+    }
+}
+
+/// Re-checks pending and done offers every second, and whether open offers' coins are still
+/// there, until `stop` turns true.
 pub async fn watch_bids(s: Shared, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut settled = std::collections::HashSet::new();
+    let mut gone_counts: HashMap<u64, u32> = HashMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -396,6 +453,10 @@ pub async fn watch_bids(s: Shared, mut stop: tokio::sync::watch::Receiver<bool>)
             }
         };
         for o in offers {
+            if o.status == OfferStatus::Open && o.txid.is_none() {
+                check_open(&s, &o, &mut gone_counts).await;
+                continue;
+            }
             if o.txid.is_none() || settled.contains(&o.index) {
                 continue;
             }
@@ -451,9 +512,10 @@ pub async fn exchange_list(State(s): State<Shared>, uri: Uri) -> ApiResult {
         "open" => Some(OfferStatus::Open),
         "pending" => Some(OfferStatus::Pending),
         "done" => Some(OfferStatus::Done),
+        "cancelled" => Some(OfferStatus::Cancelled),
         other => {
             return Err(ApiError::invalid(format!(
-                "unknown status {other:?}: expected open, pending, done or all"
+                "unknown status {other:?}: expected open, pending, done, cancelled or all"
             )));
         }
     };

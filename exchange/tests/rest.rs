@@ -1040,6 +1040,41 @@ fn filters(m: &Market, o1: u64, o2: u64) {
     );
 }
 
+/// disablerawtransaction on the producer's node spends the offered coin: the admin's watcher
+/// marks the offer `cancelled`, and accepting it is refused with nothing sent.
+fn cancel_offer(m: &Market, o2: u64) {
+    let entry = ok(&m.a.url, &format!("/api/admin/exchange/{o2}"), None);
+    let blob = entry["blob"]
+        .as_str()
+        .expect("the entry has its blob")
+        .to_string();
+    let txid = m.producer.call("disablerawtransaction", json!([blob]));
+    assert!(txid.as_str().is_some_and(|t| t.len() == 64), "{txid}");
+    wait_until(
+        "the offer listed as cancelled",
+        Duration::from_secs(30),
+        || {
+            let l = offers(&m.a.url, "?status=cancelled");
+            if l.iter().any(|o| o["index"] == json!(o2)) {
+                Ok(())
+            } else {
+                Err(format!("{l:?}"))
+            }
+        },
+    );
+    assert!(offers(&m.a.url, "?status=open").is_empty());
+    let before = balances(&m.c.url);
+    let msg = fails(
+        &m.c.url,
+        "/api/consumer/accept_exchange",
+        Some(json!({"index": o2})),
+        409,
+        "cancelled",
+    );
+    assert!(msg.contains("cancelled"), "{msg}");
+    assert_eq!(balances(&m.c.url), before, "nothing was spent");
+}
+
 /// The admin service restarts on its database: the same records, the next index follows.
 fn restart_admin(m: &mut Market) {
     let board_before = board(&m.a.url);
@@ -1141,6 +1176,8 @@ fn the_paper_trade_through_the_rest_api() {
     step("admin service restarted");
     binary_serves_until_sigterm(&m);
     step("binary served until SIGTERM");
+    cancel_offer(&m, o2);
+    step("a disabled offer cancelled");
     for s in [&mut m.a, &mut m.p, &mut m.c] {
         stop_service(&m.rt, s);
     }
