@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wattle_node::rpc::client::CallError;
 
 #[derive(Deserialize)]
@@ -67,29 +67,17 @@ fn bad_listing(why: &str) -> ApiError {
 /// decoderawexchange (verbose) on this site's node, waiting a little for the offered coin's
 /// block to arrive; a spent coin means someone else took the offer.
 async fn decode(s: &Service, index: u64, blob: &str) -> Result<Value, ApiError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match s
-            .node
-            .try_call("decoderawexchange", json!([blob, true]))
-            .await
+    match s.node.decode_exchange(blob, Duration::from_secs(10)).await {
+        Ok(v) => Ok(v),
+        Err(CallError::Rpc { message, .. })
+            if message.contains("spent") || message.contains("Conflicts") =>
         {
-            Ok(v) => return Ok(v),
-            Err(CallError::Rpc { message, .. })
-                if message.contains("Missing inputs") && Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(CallError::Rpc { message, .. })
-                if message.contains("spent") || message.contains("Conflicts") =>
-            {
-                return Err(ApiError::conflict(
-                    "already_taken",
-                    format!("offer {index} is no longer available: {message}"),
-                ));
-            }
-            Err(e) => return Err(ApiError::node("decoderawexchange", e)),
+            Err(ApiError::conflict(
+                "already_taken",
+                format!("offer {index} is no longer available: {message}"),
+            ))
         }
+        Err(e) => Err(ApiError::node("decoderawexchange", e)),
     }
 }
 

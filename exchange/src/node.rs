@@ -37,6 +37,25 @@ impl Node {
     }
 
     /// One RPC call, with the node's error as it came.
+    /// decoderawexchange (verbose), waiting up to `wait` while the node answers "Missing inputs"
+    /// (the offered coin's block may still be on its way); the last error otherwise.
+    pub async fn decode_exchange(&self, blob: &str, wait: Duration) -> Result<Value, CallError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self
+                .try_call("decoderawexchange", json!([blob, true]))
+                .await
+            {
+                Err(CallError::Rpc { message, .. })
+                    if message.contains("Missing inputs") && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub async fn try_call(&self, method: &'static str, params: Value) -> Result<Value, CallError> {
         let rpc = self.rpc.clone();
         tokio::task::spawn_blocking(move || rpc.call(method, params))

@@ -55,26 +55,12 @@ struct Listing {
 /// decoderawexchange (verbose) on the admin's node; a coin it does not know yet (the site's
 /// block may still be on its way) is waited for.
 async fn decode_offer(s: &Service, blob: &str) -> Result<Value, ApiError> {
-    let deadline = Instant::now() + PROPAGATION;
-    loop {
-        match s
-            .node
-            .try_call("decoderawexchange", json!([blob, true]))
-            .await
-        {
-            Ok(v) => return Ok(v),
-            Err(CallError::Rpc { message, .. })
-                if message.contains("Missing inputs") && Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(CallError::Rpc { code, message }) => {
-                return Err(invalid_offer(format!(
-                    "the blob is not a valid exchange offer: {message} (node error {code})"
-                )));
-            }
-            Err(e) => return Err(ApiError::node("decoderawexchange", e)),
-        }
+    match s.node.decode_exchange(blob, PROPAGATION).await {
+        Ok(v) => Ok(v),
+        Err(CallError::Rpc { code, message }) => Err(invalid_offer(format!(
+            "the blob is not a valid exchange offer: {message} (node error {code})"
+        ))),
+        Err(e) => Err(ApiError::node("decoderawexchange", e)),
     }
 }
 
