@@ -112,7 +112,7 @@ impl Db {
                 dir.display()
             )
         })?;
-        let db = sled::open(dir)
+        let db = wattle_node::store::open_sled(dir, wattle_node::store::LOCK_WAIT)
             .map_err(|e| format!("cannot open the database in {}: {e}", dir.display()))?;
         let tree = |name: &str| {
             db.open_tree(name)

@@ -36,6 +36,7 @@ use index::{decode, decode_hash};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 use wattle_consensus::BranchBlock;
 use wattle_ledger::block::{Block, BlockId};
 use wattle_ledger::hash::Hash256;
@@ -82,12 +83,43 @@ pub enum StoreError {
     RecordTooLarge(usize),
     #[error("an earlier write failed: the store may be half-written and refuses further writes")]
     Failed,
+    #[error(
+        "the database {0} is in use by another process (is another wattled or wattle-exchange running on this directory?)"
+    )]
+    InUse(PathBuf),
 }
 
 impl From<StoreError> for wattle_ledger::state::StoreError {
     fn from(e: StoreError) -> Self {
         wattle_ledger::state::StoreError(e.to_string())
     }
+}
+
+/// How long `open` waits for sled's file lock. A handle dropped in this process releases the
+/// lock only when sled's background threads let go of it, a few milliseconds later; another
+/// process holding it is reported as [`StoreError::InUse`] after this wait.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens the sled database at `path`, waiting up to `wait` for its file lock (the exchange's
+/// database opens through this too).
+pub fn open_sled(path: &Path, wait: Duration) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e)) if is_lock_contention(&e) => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::InUse(path.to_path_buf()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Whether sled failed to open because another handle holds the database's file lock.
+fn is_lock_contention(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
 /// The block files plus the sled tree derived from them.
@@ -123,7 +155,7 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let db = sled::Config::new().path(dir.join("sled")).open()?;
+        let db = open_sled(&dir.join("sled"), LOCK_WAIT)?;
         let committed = match db.get(index::meta_key(meta::BLOCKS_END))? {
             Some(bytes) => Some(decode::<FilePos>("blocks_end", &bytes)?),
             None => None,

@@ -553,3 +553,28 @@ fn the_address_index_is_rebuilt_on_open_and_the_old_disk_index_removed() {
         "the old on-disk index is gone"
     );
 }
+
+#[test]
+fn a_store_in_use_is_reported_and_reopens_once_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap();
+    // The lock wait is short here: the point is the error, not the wait.
+    let err = super::open_sled(
+        &dir.path().join("sled"),
+        std::time::Duration::from_millis(50),
+    )
+    .err()
+    .expect("a held store cannot be opened twice");
+    assert!(matches!(err, StoreError::InUse(_)), "{err}");
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
+    // Dropped, then reopened at once, over and over: sled's threads may hold the lock for a
+    // moment after the drop, and open waits for them rather than fail.
+    drop(first);
+    for _ in 0..20 {
+        let store = Store::open(dir.path()).unwrap();
+        drop(store);
+    }
+}
