@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use wattle_node::rpc::client::{CallError, RpcClient};
 
 /// How long the service waits for one of its own transactions to be mined. Blocks follow a
-/// waiting transaction within `block-interval` (200 ms by default), so this is generous.
+/// waiting transaction within `block-interval` (100 ms by default), so this is generous.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often a wait polls the node.

@@ -86,7 +86,7 @@ impl ChainParams {
             admin_consensus_admin: 500_000,
             admin_consensus_mine: 500_000,
             admin_consensus_activate: 500_000,
-            block_interval_ms: 200,
+            block_interval_ms: 100,
             empty_block_interval_ms: 10_000,
             fallback_timeout_ms: 1_000,
             max_future_drift_ms: 10_000,
@@ -182,7 +182,7 @@ mod tests {
         p.mining_diversity = 1_000_001;
         assert_eq!(p.validate().unwrap_err().name, "mining-diversity");
         let mut p = ChainParams::new("energybc");
-        p.fallback_timeout_ms = 500;
+        p.fallback_timeout_ms = 5 * p.block_interval_ms - 1;
         assert_eq!(p.validate().unwrap_err().name, "fallback-timeout");
         let p = ChainParams::new("bad name");
         assert_eq!(p.validate().unwrap_err().name, "chain-name");

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Transactions per stream, and after how many the victim is killed.
 const STREAM: u64 = 30;
 const KILL_AFTER: u64 = 15;
-/// Pause between submissions: several transactions per block (block-interval is 200 ms), the
+/// Pause between submissions: several transactions per block (block-interval is 100 ms), the
 /// stream spans several blocks.
 const PACE: Duration = Duration::from_millis(40);
 
