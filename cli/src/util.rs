@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use wattle_ledger::ChainParams;
-use wattle_node::datadir::{DataDir, RpcConf, write_atomic, write_private};
+use wattle_node::datadir::{DataDir, RpcConf, create_private_dir, write_atomic, write_private};
 use wattle_node::params_file;
 
 pub const USAGE: &str = "Usage: wattle-util create CHAIN [-datadir=DIR] [-parameter=value ...]
@@ -91,7 +91,8 @@ fn create(
             dir.chain_dir().display()
         ));
     }
-    std::fs::create_dir_all(dir.chain_dir())
+    // The chain directory will hold the wallet keys and holds the RPC password: 0700.
+    create_private_dir(&dir.chain_dir())
         .map_err(|e| format!("cannot create {}: {e}", dir.chain_dir().display()))?;
     write_atomic(&dir.params_path(), params_file::render(&params).as_bytes())
         .map_err(|e| e.to_string())?;
@@ -129,6 +130,20 @@ mod tests {
         assert_eq!(p.default_network_port % 2, 1);
         let conf = RpcConf::read(&dir.path().join("energybc/wattle.conf")).unwrap();
         assert_eq!(conf.user, "multichainrpc");
+        #[cfg(unix)]
+        {
+            // The RPC password is readable by its owner only, in a private chain directory.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &str| {
+                std::fs::metadata(dir.path().join(p))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777
+            };
+            assert_eq!(mode("energybc/wattle.conf"), 0o600);
+            assert_eq!(mode("energybc"), 0o700);
+        }
         assert!(
             run(&["create".into(), "energybc".into(), d.clone()])
                 .unwrap_err()

@@ -2,9 +2,10 @@
 //! seed), and the running node (store, engine, network, chain actor, RPC) until it is stopped.
 
 use crate::chain::{ChainActor, NodeInfo, NodeState, now_ms};
-use crate::datadir::{DataDir, RpcConf, write_atomic, write_private};
+use crate::datadir::{DataDir, RpcConf, create_private_dir, write_atomic, write_private};
 use crate::network::{self, NetEvent, NetworkConfig, Request, Response};
-use crate::rpc::{self, Rpc, ServerConfig};
+use crate::rpc::access::{self, AllowList, Subnet};
+use crate::rpc::{self, Limits, Rpc, ServerConfig};
 use crate::store::Store;
 use crate::wallet::Wallet;
 use std::path::PathBuf;
@@ -34,7 +35,20 @@ Options:
   -port=N             peer-to-peer port (default: default-network-port of the chain)
   -rpcport=N          JSON-RPC port (default: rpcport in wattle.conf, else default-rpc-port)
   -bind=IP            peer-to-peer listening address (default 127.0.0.1)
-  -rpcallowip=IP      also accept JSON-RPC from other hosts (binds 0.0.0.0)
+  -rpcallowip=IP/NET  also accept JSON-RPC from these addresses: a single IP (1.2.3.4), a
+                      network/CIDR (192.168.0.0/16) or a network/netmask
+                      (1.2.3.0/255.255.255.0); repeat it or give a comma-separated list. Without
+                      it JSON-RPC listens on 127.0.0.1 only; with it, on 0.0.0.0 (or -rpcbind),
+                      and other addresses get HTTP 403. Loopback is always allowed. Also read
+                      from rpcallowip= lines in wattle.conf.
+  -rpcbind=ADDR[:PORT]
+                      with -rpcallowip: listen for JSON-RPC on this address instead of 0.0.0.0
+                      (repeatable; ignored without -rpcallowip; also rpcbind= in wattle.conf)
+  -rpcworkqueue=N     JSON-RPC requests handled at once; more get HTTP 503 (default 64)
+  -rpcmaxconnections=N
+                      JSON-RPC connections open at once; more wait to be accepted (default 128)
+  -rpcservertimeout=S seconds a JSON-RPC client may take to send a request's head or body, to
+                      read its reply, or to stay idle between requests (default 30)
   -externalip=IP      address shown in nodeaddress (default 127.0.0.1)
   -shortoutput        print only the node's address when joining
   -debug              verbose logging in debug.log
@@ -51,7 +65,14 @@ pub struct Options {
     pub port: Option<u16>,
     pub rpcport: Option<u16>,
     pub bind: Option<String>,
-    pub rpcallowip: Option<String>,
+    /// `-rpcallowip` subnets (the ones in wattle.conf are added at start).
+    pub rpcallowip: Vec<Subnet>,
+    /// `-rpcbind` values (the ones in wattle.conf are added at start).
+    pub rpcbind: Vec<String>,
+    /// `-rpcworkqueue`, `-rpcmaxconnections`, `-rpcservertimeout` (seconds).
+    pub rpcworkqueue: Option<usize>,
+    pub rpcmaxconnections: Option<usize>,
+    pub rpcservertimeout: Option<u64>,
     pub externalip: Option<String>,
     pub shortoutput: bool,
     pub debug: bool,
@@ -71,6 +92,14 @@ pub enum Command {
 fn port(name: &str, v: &str) -> Result<u16, String> {
     v.parse::<u16>()
         .map_err(|_| format!("invalid -{name}: {v} (expected a port number 0-65535)"))
+}
+
+/// A positive count (a limit).
+fn count(name: &str, v: &str) -> Result<usize, String> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("invalid -{name}: {v} (expected a positive number)"))
 }
 
 /// Parses `wattled` arguments (without the program name).
@@ -95,7 +124,13 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 "port" => opts.port = Some(port(name, &need(value)?)?),
                 "rpcport" => opts.rpcport = Some(port(name, &need(value)?)?),
                 "bind" => opts.bind = Some(need(value)?),
-                "rpcallowip" => opts.rpcallowip = Some(need(value)?),
+                "rpcallowip" => opts.rpcallowip.extend(Subnet::parse_list(&need(value)?)?),
+                "rpcbind" => opts.rpcbind.push(need(value)?),
+                "rpcworkqueue" => opts.rpcworkqueue = Some(count(name, &need(value)?)?),
+                "rpcmaxconnections" => opts.rpcmaxconnections = Some(count(name, &need(value)?)?),
+                "rpcservertimeout" => {
+                    opts.rpcservertimeout = Some(count(name, &need(value)?)? as u64)
+                }
                 "externalip" => opts.externalip = Some(need(value)?),
                 "shortoutput" => opts.shortoutput = true,
                 "debug" => opts.debug = true,
@@ -244,9 +279,24 @@ pub async fn run(
     started: Option<tokio::sync::oneshot::Sender<Started>>,
 ) -> Result<(), String> {
     let dir = DataDir::new(opts.datadir.clone(), &opts.chain);
-    std::fs::create_dir_all(dir.chain_dir())
-        .map_err(|e| format!("cannot create {}: {e}", dir.chain_dir().display()))?;
+    // The chain directory holds the keys and the RPC password: owner only (0700).
+    let tightened = match create_private_dir(&dir.chain_dir()) {
+        Ok(t) => Ok(t),
+        Err(e) if dir.chain_dir().is_dir() => Err(e),
+        Err(e) => return Err(format!("cannot create {}: {e}", dir.chain_dir().display())),
+    };
     init_logging(&dir, opts.debug);
+    match tightened {
+        Ok(true) => tracing::info!(
+            "{} was readable by other users; its mode is now 0700",
+            dir.chain_dir().display()
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(
+            "cannot make {} private (mode 0700): {e}",
+            dir.chain_dir().display()
+        ),
+    }
     let store = Arc::new(
         Store::open(&dir.store_path()).map_err(|e| format!("cannot open the store: {e}"))?,
     );
@@ -310,6 +360,13 @@ pub async fn run(
         .rpcport
         .or(rpc_conf.port)
         .unwrap_or(params.default_rpc_port);
+    let mut allow_ip = opts.rpcallowip.clone();
+    for v in &rpc_conf.allow_ip {
+        allow_ip.extend(
+            Subnet::parse_list(v).map_err(|e| format!("{e} (in {})", dir.conf_path().display()))?,
+        );
+    }
+    let rpc_bind: Vec<String> = opts.rpcbind.iter().chain(&rpc_conf.bind).cloned().collect();
 
     // Consensus engine from the stored chain.
     let recent = store.recent(1001).map_err(|e| e.to_string())?;
@@ -346,16 +403,40 @@ pub async fn run(
     let (actor, handle) = ChainActor::new(state, net.clone(), net_events);
     let actor_task = tokio::spawn(actor.run());
 
-    // JSON-RPC.
-    let rpc_host = if opts.rpcallowip.is_some() {
-        "0.0.0.0"
-    } else {
-        "127.0.0.1"
+    // JSON-RPC: 127.0.0.1 only unless rpcallowip says otherwise.
+    let (endpoints, bind_warning) = access::endpoints(&allow_ip, &rpc_bind, rpc_port);
+    if let Some(w) = bind_warning {
+        eprintln!("WARNING: {w}");
+        tracing::warn!("{w}");
+    }
+    let mut listeners = Vec::new();
+    // Port 0 means any free port: the first endpoint picks it, the others use the same one.
+    let mut any_port: Option<u16> = None;
+    for (host, port) in &endpoints {
+        let port = match (*port, any_port) {
+            (0, Some(p)) => p,
+            (p, _) => p,
+        };
+        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot listen for JSON-RPC on {host} port {port}: {e}"))?;
+        if port == 0 {
+            any_port = listener.local_addr().ok().map(|a| a.port());
+        }
+        listeners.push(listener);
+    }
+    let rpc_port = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map_or(rpc_port, |a| a.port());
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_connections: opts.rpcmaxconnections.unwrap_or(defaults.max_connections),
+        work_queue: opts.rpcworkqueue.unwrap_or(defaults.work_queue),
+        timeout: opts
+            .rpcservertimeout
+            .map_or(defaults.timeout, Duration::from_secs),
     };
-    let listener = tokio::net::TcpListener::bind((rpc_host, rpc_port))
-        .await
-        .map_err(|e| format!("cannot listen for JSON-RPC on port {rpc_port}: {e}"))?;
-    let rpc_port = listener.local_addr().map(|a| a.port()).unwrap_or(rpc_port);
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let server_cfg = ServerConfig {
         user: rpc_conf.user.clone(),
@@ -363,6 +444,8 @@ pub async fn run(
         chain_name: chain.params.chain_name.clone(),
         max_body_bytes: params.maximum_block_size as usize * 2 + 1_048_576,
         server_name: format!("wattle-json-rpc/{VERSION}"),
+        allow: AllowList::new(allow_ip.clone()),
+        limits,
     };
     let rpc = Rpc {
         chain: handle.clone(),
@@ -372,7 +455,7 @@ pub async fn run(
     };
     let (rpc_stop_tx, rpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(rpc::server::serve(
-        listener,
+        listeners,
         server_cfg,
         rpc::dispatcher(rpc),
         async {
@@ -405,9 +488,19 @@ pub async fn run(
             chain.params.chain_name
         );
     }
-    println!(
-        "Listening for API requests on port {rpc_port} (local only - see rpcallowip setting)\n"
-    );
+    if allow_ip.is_empty() {
+        println!(
+            "Listening for API requests on port {rpc_port} (local only - see rpcallowip setting)\n"
+        );
+    } else {
+        let on: Vec<String> = endpoints.iter().map(|(h, _)| h.clone()).collect();
+        let allowed: Vec<String> = allow_ip.iter().map(Subnet::to_string).collect();
+        println!(
+            "Listening for API requests on port {rpc_port} (on {}; allowed: loopback, {})\n",
+            on.join(", "),
+            allowed.join(", ")
+        );
+    }
     println!("Node ready.");
     tracing::info!(p2p_port, rpc_port, %address, "node ready");
     if let Some(tx) = started {
@@ -508,5 +601,62 @@ mod tests {
                 .unwrap_err()
                 .contains("unexpected")
         );
+    }
+
+    #[test]
+    fn parses_rpc_access_and_limit_options() {
+        let Command::Run(o) = parse_args(&args("energybc")).unwrap() else {
+            panic!()
+        };
+        assert!(o.rpcallowip.is_empty() && o.rpcbind.is_empty());
+        let Command::Run(o) = parse_args(&args(
+            "energybc -rpcallowip=192.168.0.0/16 -rpcallowip=10.0.0.1,fd00::/8 -rpcbind=0.0.0.0 \
+             -rpcbind=[::1]:9000 -rpcworkqueue=4 -rpcmaxconnections=9 -rpcservertimeout=2",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            o.rpcallowip,
+            Subnet::parse_list("192.168.0.0/16,10.0.0.1,fd00::/8").unwrap()
+        );
+        assert_eq!(o.rpcbind, ["0.0.0.0", "[::1]:9000"]);
+        assert_eq!(
+            (o.rpcworkqueue, o.rpcmaxconnections, o.rpcservertimeout),
+            (Some(4), Some(9), Some(2))
+        );
+        for bad in [
+            "energybc -rpcallowip=*",
+            "energybc -rpcallowip=1.2.3.4/40",
+            "energybc -rpcallowip",
+        ] {
+            assert!(parse_args(&args(bad)).is_err(), "{bad}");
+        }
+        assert!(
+            parse_args(&args("energybc -rpcallowip=192.168.*.*"))
+                .unwrap_err()
+                .contains("Invalid -rpcallowip subnet specification")
+        );
+        for bad in [
+            "-rpcworkqueue=0",
+            "-rpcmaxconnections=x",
+            "-rpcservertimeout=-1",
+        ] {
+            assert!(
+                parse_args(&args(&format!("energybc {bad}")))
+                    .unwrap_err()
+                    .contains("expected a positive number"),
+                "{bad}"
+            );
+        }
+        for documented in [
+            "-rpcallowip",
+            "-rpcbind",
+            "-rpcworkqueue",
+            "-rpcmaxconnections",
+            "-rpcservertimeout",
+        ] {
+            assert!(USAGE.contains(documented), "{documented} is not in --help");
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! JSON-RPC: the wire-compatible server core (`server`) and MultiChain's command set
+//! JSON-RPC: the wire-compatible server core (`server`, with `access`: `rpcallowip` and
+//! `rpcbind`) and MultiChain's command set
 //! (`methods`), with parameter reading (`args`), conversions to MultiChain's JSON shapes
 //! (`convert`) and wallet transaction building (`build`).
 
+pub mod access;
 pub mod args;
 pub mod build;
 pub mod client;
@@ -11,7 +13,7 @@ pub mod methods;
 pub mod server;
 
 pub use methods::Rpc;
-pub use server::{Dispatch, RpcError, ServerConfig};
+pub use server::{Dispatch, Limits, RpcError, ServerConfig};
 
 use std::sync::Arc;
 

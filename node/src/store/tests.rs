@@ -563,8 +563,7 @@ fn a_store_in_use_is_reported_and_reopens_once_released() {
         &dir.path().join("sled"),
         std::time::Duration::from_millis(50),
     )
-    .err()
-    .expect("a held store cannot be opened twice");
+    .expect_err("a held store cannot be opened twice");
     assert!(matches!(err, StoreError::InUse(_)), "{err}");
     assert!(
         err.to_string().contains("in use by another process"),

@@ -494,22 +494,32 @@ impl Node {
     pub fn create_with(label: &str, adjust: impl FnOnce(&mut wattle_ledger::ChainParams)) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         create_chain(dir.path(), adjust);
-        Node::spawn(label, dir, CHAIN)
+        Node::spawn(label, dir, CHAIN, &[])
+    }
+
+    /// Creates a new chain, lets `prepare` write into its chain directory (e.g. a `wattle.conf`)
+    /// and starts its first node with the extra command-line `args`.
+    pub fn create_custom(label: &str, prepare: impl FnOnce(&Path), args: &[String]) -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        create_chain(dir.path(), |_| {});
+        prepare(&dir.path().join(CHAIN));
+        Node::spawn(label, dir, CHAIN, args)
     }
 
     /// Starts a node that joins `seed` (`CHAIN@HOST:PORT`) with a fresh wallet.
     pub fn join(label: &str, seed: &str) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
-        Node::spawn(label, dir, seed)
+        Node::spawn(label, dir, seed, &[])
     }
 
-    fn spawn(label: &str, dir: TempDir, chain_arg: &str) -> Node {
+    fn spawn(label: &str, dir: TempDir, chain_arg: &str, args: &[String]) -> Node {
         let stdout = Lines::default();
         let stderr = Lines::default();
         let mut child = Command::new(env!("CARGO_BIN_EXE_wattled"))
             .arg(chain_arg)
             .arg(format!("-datadir={}", dir.path().display()))
             .args(["-port=0", "-rpcport=0"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -8,12 +8,16 @@
 //! - `errors`: every documented error (code and message) for bad input, including the ones of a
 //!   wallet without permissions (a second node that joined).
 //! - `unchanged`: failed commands leave balances, locks, assets and permissions as they were.
+//! - `clients`: hostile clients (issue 7): `rpcallowip`/`rpcbind` and 403, failed-login delays
+//!   that block no one, the work queue (503), the connection limit and the server timeout against
+//!   slow clients, and owner-only modes of the files that hold secrets.
 //! - `python`: `tests/python/multichain_client.py` talks to the node as MultiChain's Python
 //!   libraries do.
 //!
 //! Each test starts its own node in a temporary directory; nodes are killed on drop and every
 //! wait is bounded.
 
+mod clients;
 mod commands;
 mod errors;
 mod harness;
