@@ -15,5 +15,19 @@ pub fn bench(c: &mut Criterion) {
     group.bench_function("ed25519_verify_strict", |b| {
         b.iter(|| black_box(&public).verify_strict(black_box(&message), black_box(&signature)))
     });
+    // What the ledger runs per input signature: the key decompressed once, then cached.
+    let ledger_key = wattle_ledger::keys::PublicKey(public.to_bytes());
+    let ledger_sig = wattle_ledger::keys::Signature(signature.to_bytes());
+    assert!(ledger_key.verify(&message, &ledger_sig));
+    group.bench_function("ledger_verify_cached_key", |b| {
+        b.iter(|| black_box(&ledger_key).verify(black_box(&message), black_box(&ledger_sig)))
+    });
+    group.bench_function("ed25519_key_decompress_and_verify_strict", |b| {
+        b.iter(|| {
+            ed25519_dalek::VerifyingKey::from_bytes(black_box(&public.to_bytes()))
+                .unwrap()
+                .verify_strict(black_box(&message), black_box(&signature))
+        })
+    });
     group.finish();
 }

@@ -38,12 +38,55 @@ impl PublicKey {
 
     /// Strict ed25519 verification: rejects non-canonical encodings and small-order keys or R.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+        let Some(key) = decompressed(&self.0) else {
             return false;
         };
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
         key.verify_strict(message, &sig).is_ok()
     }
+}
+
+/// Decompressed public keys, so that a key that signs again (an address spending several coins,
+/// a miner's blocks) is not decompressed again: decompression is a field exponentiation, about a
+/// sixth of a verification. Decompression is a pure function of the 32 bytes, so the cache
+/// cannot change a verdict. Sharded by the key's first byte; a full shard is emptied.
+mod key_cache {
+    use ed25519_dalek::VerifyingKey;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    const SHARDS: usize = 16;
+    /// Keys per shard (each about 200 bytes): 16 x 4,096 keys, about 13 MB at most.
+    /// (A handful in unit tests, so that they empty shards.)
+    const SHARD_KEYS: usize = if cfg!(test) { 8 } else { 4_096 };
+
+    type Shard = Mutex<HashMap<[u8; 32], VerifyingKey>>;
+
+    fn shards() -> &'static [Shard; SHARDS] {
+        static CACHE: OnceLock<[Shard; SHARDS]> = OnceLock::new();
+        CACHE.get_or_init(|| std::array::from_fn(|_| Mutex::new(HashMap::new())))
+    }
+
+    pub(super) fn get(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+        let shard = &shards()[bytes[0] as usize % SHARDS];
+        if let Some(key) = shard.lock().ok()?.get(bytes) {
+            return Some(*key);
+        }
+        // Not found (or not decodable: such keys are not cached, and fail again quickly).
+        let key = VerifyingKey::from_bytes(bytes).ok()?;
+        if let Ok(mut map) = shard.lock() {
+            if map.len() >= SHARD_KEYS {
+                map.clear();
+            }
+            map.insert(*bytes, key);
+        }
+        Some(key)
+    }
+}
+
+/// The decompressed key for `bytes`, if they encode a point (see `key_cache`).
+fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    key_cache::get(bytes)
 }
 
 /// A private key. Its `Debug` output never shows the secret.
@@ -125,5 +168,51 @@ mod tests {
         let mut forged = sig;
         forged.0[0] = 1; // R = identity, s = 0
         assert!(!PublicKey(id).verify(b"anything", &forged));
+    }
+
+    #[test]
+    fn cached_keys_give_the_same_verdicts_as_fresh_ones() {
+        // More keys than the (test-sized) cache holds, each verified three times: the first
+        // check decompresses, the later ones may come from the cache or after a shard was
+        // emptied; every verdict must match ed25519-dalek's own verify_strict.
+        let keys: Vec<SecretKey> = (0..200u8)
+            .map(|i| SecretKey::from_bytes(&[i; 32]))
+            .collect();
+        for round in 0..3 {
+            for (i, k) in keys.iter().enumerate() {
+                let msg = [i as u8, round];
+                let sig = k.sign(&msg);
+                let mut bad = sig;
+                bad.0[40] ^= 1;
+                let dalek = VerifyingKey::from_bytes(&k.public().0).unwrap();
+                for s in [sig, bad] {
+                    let want = dalek
+                        .verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&s.0))
+                        .is_ok();
+                    assert_eq!(k.public().verify(&msg, &s), want);
+                }
+                assert!(k.public().verify(&msg, &sig));
+            }
+        }
+        // A weak key stays refused when it comes from the cache.
+        let mut id = [0u8; 32];
+        id[0] = 1;
+        let mut forged = Signature([0; 64]);
+        forged.0[0] = 1;
+        for _ in 0..3 {
+            assert!(!PublicKey(id).verify(b"anything", &forged));
+        }
+        // Bytes that are not a point are refused every time.
+        let not_a_point = (2..=255u8)
+            .map(|y| {
+                let mut b = [0u8; 32];
+                b[0] = y;
+                PublicKey(b)
+            })
+            .find(|k| VerifyingKey::from_bytes(&k.0).is_err())
+            .expect("some small y is not on the curve");
+        for _ in 0..2 {
+            assert!(!not_a_point.verify(b"m", &forged));
+        }
     }
 }

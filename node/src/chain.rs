@@ -29,6 +29,14 @@ use wattle_ledger::state::{StateValue, read};
 use wattle_ledger::tx::{OutPoint, Transaction, Txid};
 use wattle_ledger::validate;
 
+/// Below this many unseen transactions, a block's signatures are checked while it is judged.
+const MIN_UNSEEN: usize = 64;
+
+/// Threads that check signatures in parallel: the cores, at most 8.
+fn verify_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -655,20 +663,29 @@ impl NodeState {
         });
     }
 
+    /// The transactions of `block` this node has not verified yet: their ids and positions.
+    fn unseen(&self, block: &Block) -> Vec<(Txid, usize)> {
+        block
+            .txs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.txid(), i))
+            .filter(|(id, _)| !self.mempool.verified.contains(id))
+            .collect()
+    }
+
     /// Checks the signatures of a block's transactions this node has not verified yet on all
     /// cores at once, and remembers those that pass (the signature cache), so that judging the
     /// block — one transaction after another on this actor — does not check them again. A
     /// transaction that fails is left to the judgement, which reports it. Worth it only for
     /// blocks with many unseen transactions: a node catching up, or one that missed the gossip.
     fn preverify(&mut self, block: &Block) {
-        const MIN_UNSEEN: usize = 64;
-        let unseen: Vec<(Txid, &Transaction)> = block
-            .txs
-            .iter()
-            .map(|t| (t.txid(), t))
-            .filter(|(id, _)| !self.mempool.verified.contains(id))
+        let unseen: Vec<(Txid, &Transaction)> = self
+            .unseen(block)
+            .into_iter()
+            .map(|(id, i)| (id, &block.txs[i]))
             .collect();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let threads = verify_threads();
         if unseen.len() < MIN_UNSEEN || threads < 2 {
             return;
         }
@@ -678,28 +695,64 @@ impl NodeState {
         }
     }
 
-    /// Blocks fetched by a sync request.
+    /// Blocks fetched by a sync request, judged in order. With several cores and many unseen
+    /// transactions, their signatures are checked in a pipeline: a verifier thread (itself on all
+    /// cores) works on the blocks ahead while this actor judges and stores the one before, so
+    /// that the store writes and state reads overlap the signature checks.
     pub fn on_blocks(&mut self, peer: PeerId, blocks: Vec<Vec<u8>>) {
         let Some(handle) = self.peers.get(&peer).map(|p| p.handle) else {
             return;
         };
         let limit = self.chain.params.maximum_block_size as usize;
+        let mut decoded = Vec::with_capacity(blocks.len());
         for bytes in blocks {
             match codec::decode_with_limit::<Block>(&bytes, limit) {
-                Ok(block) => {
-                    self.preverify(&block);
-                    self.step(Input::Block {
-                        block: Arc::new(block),
-                        from: Some(handle),
-                        now: now_ms(),
-                    })
-                }
+                Ok(block) => decoded.push(Arc::new(block)),
                 Err(e) => {
+                    // The blocks before it are still judged: they may be good.
                     tracing::warn!(%peer, "peer sent an undecodable block: {e}");
-                    return;
+                    break;
                 }
             }
         }
+        let threads = verify_threads();
+        let unseen: Vec<Vec<(Txid, usize)>> = decoded.iter().map(|b| self.unseen(b)).collect();
+        let total: usize = unseen.iter().map(Vec::len).sum();
+        if threads < 2 || total < MIN_UNSEEN {
+            for block in decoded {
+                self.step(Input::Block {
+                    block,
+                    from: Some(handle),
+                    now: now_ms(),
+                });
+            }
+            return;
+        }
+        let chain = self.chain.clone();
+        std::thread::scope(|scope| {
+            let (done, results) = std::sync::mpsc::channel::<Vec<Txid>>();
+            let (blocks, unseen, chain) = (&decoded, &unseen, &chain);
+            scope.spawn(move || {
+                for (block, list) in blocks.iter().zip(unseen) {
+                    let list: Vec<(Txid, &Transaction)> =
+                        list.iter().map(|(id, i)| (*id, &block.txs[*i])).collect();
+                    let ok = crate::mempool::verify_in_parallel(&list, chain, threads);
+                    if done.send(ok).is_err() {
+                        return;
+                    }
+                }
+            });
+            for block in blocks {
+                for txid in results.recv().unwrap_or_default() {
+                    self.mempool.verified.insert(txid);
+                }
+                self.step(Input::Block {
+                    block: block.clone(),
+                    from: Some(handle),
+                    now: now_ms(),
+                });
+            }
+        });
     }
 
     pub fn on_status(&mut self, peer: PeerId, height: u32, tip: BlockId) {
@@ -922,3 +975,7 @@ impl ChainActor {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;
