@@ -61,9 +61,8 @@ fn spends(t: &TestChain, outs: &[OutPoint], asset: wattle_ledger::tx::AssetId) -
         .collect()
 }
 
-#[test]
-fn a_sync_batch_is_judged_in_order_with_signatures_checked_ahead() {
-    let dir = tempfile::tempdir().unwrap();
+/// A test chain whose first block issues `qty` units of "coin" to the admin (committed).
+fn chain_with_coin(qty: u64) -> (TestChain, Block) {
     let mut t = TestChain::new();
     let admin = t.admin.clone();
     let b1 = t.block(vec![t.issue(
@@ -72,10 +71,18 @@ fn a_sync_batch_is_judged_in_order_with_signatures_checked_ahead() {
         "coin",
         true,
         1,
-        1_000_000,
+        qty,
         &[],
     )]);
     t.commit(&b1).unwrap();
+    (t, b1)
+}
+
+#[test]
+fn a_sync_batch_is_judged_in_order_with_signatures_checked_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, b1) = chain_with_coin(1_000_000);
+    let admin = t.admin.clone();
     let coin = t.asset_id("coin");
     // 230 coins of 10 to spend one by one.
     let fan_out = t.build(
@@ -143,18 +150,7 @@ fn a_sync_batch_is_judged_in_order_with_signatures_checked_ahead() {
 #[test]
 fn an_undecodable_block_ends_the_batch_and_the_blocks_before_it_are_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let mut t = TestChain::new();
-    let admin = t.admin.clone();
-    let b1 = t.block(vec![t.issue(
-        &admin,
-        admin.address(),
-        "coin",
-        true,
-        1,
-        1_000,
-        &[],
-    )]);
-    t.commit(&b1).unwrap();
+    let (mut t, b1) = chain_with_coin(1_000);
     let b2 = t.block(vec![]);
     t.commit(&b2).unwrap();
     let (mut state, peer) = node(&t, dir.path());
