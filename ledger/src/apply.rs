@@ -19,6 +19,7 @@ use crate::chain::Chain;
 use crate::codec;
 use crate::error::{BlockError, TxError};
 use crate::mining;
+use crate::orderbook;
 use crate::permissions::{AssetPerm, GlobalPerm, NO_END, PermRecord, Permission, required_admins};
 use crate::state::{
     AssetInfo, IssueRecord, LedgerView, Overlay, StateKey, StateValue, TipInfo, Utxo, Vote, read,
@@ -112,9 +113,11 @@ fn write_tx<V: LedgerView + ?Sized>(
             Op::Grant { .. } | Op::Revoke { .. } => {
                 write_permission_op(state, tx, op, checked, ctx)?
             }
+            Op::PlaceOrder(_) | Op::CancelOrder { .. } => {}
         }
     }
-    Ok(())
+    // Order ops last: their payments are judged on the permissions this transaction leaves.
+    orderbook::write_orders(state, tx, txid, &checked.all_signers, ctx)
 }
 
 fn signers_holding<V: LedgerView + ?Sized>(

@@ -2,6 +2,7 @@
 //! list in `validate`), with the values involved.
 
 use crate::address::Address;
+use crate::orderbook::OrderId;
 use crate::permissions::Permission;
 use crate::state::StoreError;
 use crate::tx::{AssetId, OutPoint, Txid};
@@ -55,6 +56,22 @@ pub enum TxError {
     BadGrantRange { start: u32, end: u32 },
     #[error("T6 ops: permissions cannot be granted for the asset being issued")]
     PermissionForNewAsset,
+    #[error("T6 ops: at most one order placement per transaction")]
+    MultipleOrders,
+    #[error("T6 ops: an order must sell one asset for another")]
+    OrderSameAsset,
+    #[error("T6 ops: an order cannot trade the asset being issued")]
+    OrderForNewAsset,
+    #[error("T6 ops: order price {num}/{den} needs a non-zero numerator and denominator")]
+    BadPrice { num: u64, den: u64 },
+    #[error(
+        "T6 ops: order quantity {quantity} is less than one lot of its price ({lot} raw units)"
+    )]
+    OrderBelowLot { quantity: u64, lot: u64 },
+    #[error("T6 ops: the quantity a buy order wants exceeds 2^63-1")]
+    OrderTargetOverflow,
+    #[error("T6 ops: order {order} is cancelled twice")]
+    DuplicateCancel { order: OrderId },
     #[error("T7 sighash: input {input} has unknown sighash mode {byte:#04x}")]
     UnknownSighash { input: u32, byte: u8 },
     #[error("T7 sighash: input {input} is signed SINGLE|ANYONECANPAY but has no matching output")]
@@ -106,6 +123,16 @@ pub enum TxError {
     SupplyOverflow { asset: AssetId },
     #[error("S8 grant-authority: no ALL-signed input may grant or revoke {permission:?}")]
     NoGrantAuthority { permission: Permission },
+    #[error("S9 orders: asset not found: {asset}")]
+    OrderUnknownAsset { asset: AssetId },
+    #[error("S9 orders: the order owner {address:?} has no receive permission")]
+    NoReceiveForOrder { address: Address },
+    #[error("S9 orders: order not found: {order}")]
+    UnknownOrder { order: OrderId },
+    #[error("S9 orders: order {order} is not open")]
+    OrderNotOpen { order: OrderId },
+    #[error("S9 orders: order {order} belongs to no ALL signer of this transaction")]
+    NotOrderOwner { order: OrderId },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -135,6 +162,13 @@ impl TxError {
                 | TxError::BadPermissionList
                 | TxError::BadGrantRange { .. }
                 | TxError::PermissionForNewAsset
+                | TxError::MultipleOrders
+                | TxError::OrderSameAsset
+                | TxError::OrderForNewAsset
+                | TxError::BadPrice { .. }
+                | TxError::OrderBelowLot { .. }
+                | TxError::OrderTargetOverflow
+                | TxError::DuplicateCancel { .. }
                 | TxError::UnknownSighash { .. }
                 | TxError::SingleWithoutOutput { .. }
                 | TxError::UnsignedParts

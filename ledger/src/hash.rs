@@ -13,6 +13,8 @@ pub mod tag {
     pub const MERKLE_NODE: &[u8] = b"WATTLE/MERKLE/1";
     pub const PARAMS: &[u8] = b"WATTLE/PARAMS/1";
     pub const BLOCK_SIG: &[u8] = b"WATTLE/BLOCKSIG/1";
+    /// The txid of the outputs that the order book creates while applying a transaction.
+    pub const SETTLE: &[u8] = b"WATTLE/SETTLE/1";
 }
 
 /// A 32-byte SHA-256 hash, shown as lowercase hex.

@@ -3,9 +3,10 @@
 //!
 //! Layout: `codec` (the one canonical encoding), `hash`, `keys`, `address`, `amount`, `tx`,
 //! `sighash`, `permissions`, `params`, `chain`, `block`, `genesis`, `state` (the `LedgerView` seam,
-//! `Changeset`, in-memory and overlay views), `validate` (transaction rules T1–T9, S1–S8), `apply`
-//! (block rules B1–B8 and `apply_block`), `mining` (miner set and diversity) and `exchange`
-//! (offers with MultiChain's semantics).
+//! `Changeset`, in-memory and overlay views), `validate` (transaction rules T1–T9, S1–S9), `apply`
+//! (block rules B1–B8 and `apply_block`), `orderbook` (orders, matching inside block application,
+//! and the book's read helpers), `mining` (miner set and diversity) and `exchange` (offers with
+//! MultiChain's semantics).
 
 pub mod address;
 pub mod amount;
@@ -19,6 +20,7 @@ pub mod genesis;
 pub mod hash;
 pub mod keys;
 pub mod mining;
+pub mod orderbook;
 pub mod params;
 pub mod permissions;
 pub mod sighash;

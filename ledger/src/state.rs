@@ -5,6 +5,7 @@ use crate::address::Address;
 use crate::amount::Amount;
 use crate::block::BlockId;
 use crate::codec;
+use crate::orderbook::{LevelInfo, OrderId, OrderRecord, Price, TradeRecord};
 use crate::permissions::{GlobalPerm, PermRecord, Permission};
 use crate::tx::{AssetId, OutPoint, Output, Txid};
 use bincode::{Decode, Encode};
@@ -84,6 +85,24 @@ pub enum StateKey {
     Holders(GlobalPerm),
     /// The last height each miner signed (the diversity rule).
     LastSigned(Address),
+    // The order book (`orderbook`). New variants go last: the index is the store's key prefix.
+    /// An order, open or closed, by id.
+    Order(OrderId),
+    /// The prices of the non-empty levels of the orders selling the first asset for the second,
+    /// best (lowest) first.
+    Book(AssetId, AssetId),
+    /// One price level of that side: its first and last order (a FIFO list) and totals.
+    Level(AssetId, AssetId, Price),
+    /// The n-th order (from 0) placed on the chain (`None`) or by one owner (`Some`).
+    OrderLog(Option<Address>, u64),
+    /// How many entries that log has.
+    OrderLogLen(Option<Address>),
+    /// The n-th trade (from 0) of a market: the two assets in ascending id order.
+    TradeLog(AssetId, AssetId, u64),
+    /// How many entries that log has.
+    TradeLogLen(AssetId, AssetId),
+    /// The n-th fill (from 0) of an order: the index of its trade in the market's log.
+    OrderFill(OrderId, u32),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -97,6 +116,14 @@ pub enum StateValue {
     Votes(Vec<Vote>),
     Holders(Vec<Address>),
     LastSigned(u32),
+    Order(OrderRecord),
+    Book(Vec<Price>),
+    Level(LevelInfo),
+    /// An order id (the order logs).
+    OrderRef(OrderId),
+    Trade(TradeRecord),
+    /// A count or an index (log lengths, fill references).
+    Count(u64),
 }
 
 impl StateKey {
@@ -151,6 +178,14 @@ pub mod read {
     typed_getter!(votes, Votes(a: &Address, p: &GlobalPerm), Votes, Vec<Vote>);
     typed_getter!(holders, Holders(p: &GlobalPerm), Holders, Vec<Address>);
     typed_getter!(last_signed, LastSigned(a: &Address), LastSigned, u32);
+    typed_getter!(order, Order(id: &OrderId), Order, OrderRecord);
+    typed_getter!(book, Book(sell: &AssetId, buy: &AssetId), Book, Vec<Price>);
+    typed_getter!(level, Level(sell: &AssetId, buy: &AssetId, price: &Price), Level, LevelInfo);
+    typed_getter!(order_log, OrderLog(owner: &Option<Address>, n: &u64), OrderRef, OrderId);
+    typed_getter!(order_log_len, OrderLogLen(owner: &Option<Address>), Count, u64);
+    typed_getter!(trade_log, TradeLog(lo: &AssetId, hi: &AssetId, n: &u64), Trade, TradeRecord);
+    typed_getter!(trade_log_len, TradeLogLen(lo: &AssetId, hi: &AssetId), Count, u64);
+    typed_getter!(order_fill, OrderFill(id: &OrderId, n: &u32), Count, u64);
 
     pub fn asset_by_name(
         view: &(impl LedgerView + ?Sized),

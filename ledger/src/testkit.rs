@@ -9,6 +9,7 @@ use crate::chain::Chain;
 use crate::error::BlockError;
 use crate::genesis::{apply_genesis, genesis_block};
 use crate::keys::SecretKey;
+use crate::orderbook::{OrderId, OrderKind, PlaceOrder, Price};
 use crate::params::ChainParams;
 use crate::permissions::{NO_END, Permission};
 use crate::sighash;
@@ -182,10 +183,24 @@ impl TestChain {
         payments: Vec<(Address, AssetId, Amount)>,
         ops: Vec<Op>,
     ) -> Transaction {
+        self.build_with_escrow(from, extra_outputs, payments, None, ops)
+    }
+
+    /// `build`, with the coins also covering `escrow` (what a placed order takes out of the
+    /// inputs; no output carries it).
+    pub fn build_with_escrow(
+        &self,
+        from: &SecretKey,
+        extra_outputs: Vec<Output>,
+        payments: Vec<(Address, AssetId, Amount)>,
+        escrow: Option<(AssetId, Amount)>,
+        ops: Vec<Op>,
+    ) -> Transaction {
         let mut need: BTreeMap<AssetId, Amount> = BTreeMap::new();
-        for (_, id, q) in &payments {
-            let slot = need.entry(*id).or_default();
-            *slot = slot.checked_add(*q).expect("payment sum fits");
+        let paid = payments.iter().map(|(_, id, q)| (*id, *q));
+        for (id, q) in paid.chain(escrow) {
+            let slot = need.entry(id).or_default();
+            *slot = slot.checked_add(q).expect("payment sum fits");
         }
         let (inputs, change) = self
             .select(&from.address(), &need)
@@ -214,6 +229,37 @@ impl TestChain {
             vec![(to, asset, Amount::new(qty).expect("qty in range"))],
             vec![],
         )
+    }
+
+    /// An order from `from` selling `qty` raw units of `sell` for `buy` at `price` (`num` of
+    /// `buy` per `den` of `sell`), escrowed out of its coins, with change back to it.
+    pub fn place_order(
+        &self,
+        from: &SecretKey,
+        sell: AssetId,
+        qty: u64,
+        buy: AssetId,
+        price: Price,
+        kind: OrderKind,
+    ) -> Transaction {
+        let quantity = Amount::new(qty).expect("qty in range");
+        let op = Op::PlaceOrder(PlaceOrder {
+            sell,
+            quantity,
+            buy,
+            price,
+            kind,
+        });
+        self.build_with_escrow(from, vec![], vec![], Some((sell, quantity)), vec![op])
+    }
+
+    /// A transaction of `from` (spending one of its coins back to it) cancelling `orders`.
+    pub fn cancel_orders(&self, from: &SecretKey, orders: &[OrderId]) -> Transaction {
+        let ops = orders
+            .iter()
+            .map(|order| Op::CancelOrder { order: *order })
+            .collect();
+        self.build(from, vec![], vec![], ops)
     }
 
     /// A grant of `perms` to `to` for `[start, end)`.

@@ -1,11 +1,12 @@
-//! Transactions: inputs spend earlier outputs, outputs carry assets to addresses, ops issue assets
-//! and grant or revoke permissions.
+//! Transactions: inputs spend earlier outputs, outputs carry assets to addresses, ops issue assets,
+//! grant or revoke permissions, and place or cancel orders in the order book (`orderbook`).
 
 use crate::address::Address;
 use crate::amount::Amount;
 use crate::codec;
 use crate::hash::{Hash256, tag};
 use crate::keys::{PublicKey, Signature};
+use crate::orderbook::{OrderId, PlaceOrder};
 use crate::permissions::Permission;
 use bincode::{Decode, Encode};
 use std::collections::BTreeMap;
@@ -122,11 +123,25 @@ pub enum Op {
         vout: u32,
         permissions: Vec<Permission>,
     },
+    // New variants go last: a variant's index is its encoding, which the golden vectors pin.
+    /// Places an order in the book (see `orderbook`); its id is this transaction's txid. The
+    /// sell quantity is escrowed out of the inputs (S4).
+    PlaceOrder(PlaceOrder),
+    /// Cancels an open order of an ALL signer of this transaction; what is left in escrow is
+    /// returned to the order's owner.
+    CancelOrder {
+        order: OrderId,
+    },
 }
 
 impl Op {
     pub fn is_issue(&self) -> bool {
         matches!(self, Op::IssueAsset(_) | Op::IssueMore { .. })
+    }
+
+    /// Whether the op places or cancels an order.
+    pub fn is_order(&self) -> bool {
+        matches!(self, Op::PlaceOrder(_) | Op::CancelOrder { .. })
     }
 
     /// The grantee output and the range a grant or revoke sets (a revoke is the range [0, 0)).
@@ -167,6 +182,14 @@ impl Transaction {
 
     pub fn issue_op(&self) -> Option<&Op> {
         self.ops.iter().find(|op| op.is_issue())
+    }
+
+    /// The order this transaction places, if any (at most one, T6).
+    pub fn place_order(&self) -> Option<&PlaceOrder> {
+        self.ops.iter().find_map(|op| match op {
+            Op::PlaceOrder(p) => Some(p),
+            _ => None,
+        })
     }
 
     pub fn outpoint(&self, vout: u32) -> OutPoint {

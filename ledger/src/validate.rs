@@ -11,7 +11,10 @@
 //! - **T5 unique-inputs**: no outpoint is spent twice by one transaction.
 //! - **T6 ops**: at most one issue op; asset names, units and fields are well formed; a grant or
 //!   revoke names an existing, empty output not named by another op, a non-empty list of distinct
-//!   permissions and a range with `start < end` (revokes: `[0, 0)`).
+//!   permissions and a range with `start < end` (revokes: `[0, 0)`). At most one `PlaceOrder`:
+//!   two different assets, neither the one being issued, a price with non-zero terms, a quantity
+//!   of at least one lot of the (reduced) price, and for a buy order a target ≤ 2^63−1;
+//!   `CancelOrder`s name distinct orders.
 //! - **T7 sighash**: every input's mode is ALL (0x01) or SINGLE|ANYONECANPAY (0x83); a 0x83 input
 //!   has an output at its own index.
 //! - **T8 signed-coverage**: a transaction without an ALL input has exactly one output per input and
@@ -23,7 +26,8 @@
 //! - **S2 input-owner**: the input's key hashes to the output's address.
 //! - **S3 send-permission**: every input address holds `send` at `h`.
 //! - **S4 conservation**: per asset, Σ outputs = Σ inputs (checked arithmetic), except the asset of
-//!   the issue op: Σ outputs = Σ inputs + quantity.
+//!   the issue op: Σ outputs = Σ inputs + quantity, and the asset an order sells: Σ outputs +
+//!   the escrowed quantity = Σ inputs.
 //! - **S5 receive-permission**: an output carrying assets goes to an address holding `receive`
 //!   (zero-value outputs too unless `anyone-can-receive-empty`; grant outputs never need it).
 //! - **S6 zero-value-outputs**: a zero-value output is a grant/revoke output or change to an input's
@@ -33,12 +37,16 @@
 //! - **S8 grant-authority**: every granted or revoked permission is backed by an ALL input holding
 //!   the authority for it (`activate` or `admin` for connect/send/receive, `admin` for the other
 //!   global ones, `ASSET.admin` for per-asset ones).
+//! - **S9 orders**: a placed order's assets exist and its owner (the first ALL signer, who holds
+//!   `send` by S3) holds `receive`, since fills are paid to it; a cancelled order exists, is open
+//!   and belongs to an ALL signer.
 
 use crate::address::Address;
 use crate::amount::{Amount, is_valid_multiple};
 use crate::chain::Chain;
 use crate::codec;
 use crate::error::TxError;
+use crate::orderbook::{OrderStatus, PlaceOrder};
 use crate::permissions::{AssetPerm, GlobalPerm, Permission};
 use crate::sighash::{self, SighashMode};
 use crate::state::{LedgerView, Utxo, read};
@@ -146,7 +154,17 @@ pub fn check_ops(tx: &Transaction) -> Result<(), TxError> {
     if tx.ops.iter().filter(|op| op.is_issue()).count() > 1 {
         return Err(TxError::MultipleIssueOps);
     }
+    if tx
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::PlaceOrder(_)))
+        .count()
+        > 1
+    {
+        return Err(TxError::MultipleOrders);
+    }
     let mut grantees = BTreeSet::new();
+    let mut cancels = BTreeSet::new();
     for op in &tx.ops {
         match op {
             Op::IssueAsset(issue) => {
@@ -165,9 +183,39 @@ pub fn check_ops(tx: &Transaction) -> Result<(), TxError> {
                 check_fields(fields)?;
             }
             Op::Grant { .. } | Op::Revoke { .. } => check_permission_op(tx, op, &mut grantees)?,
+            Op::PlaceOrder(place) => check_place_order(place)?,
+            Op::CancelOrder { order } => {
+                if !cancels.insert(*order) {
+                    return Err(TxError::DuplicateCancel { order: *order });
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// T6 for an order: assets, price, at least one lot, a target that fits.
+pub fn check_place_order(place: &PlaceOrder) -> Result<(), TxError> {
+    if place.sell == place.buy {
+        return Err(TxError::OrderSameAsset);
+    }
+    if place.sell == NEW_ASSET || place.buy == NEW_ASSET {
+        return Err(TxError::OrderForNewAsset);
+    }
+    if !place.price.is_valid() {
+        return Err(TxError::BadPrice {
+            num: place.price.num,
+            den: place.price.den,
+        });
+    }
+    let lot = place.price.reduced().den;
+    if place.quantity.raw() < lot {
+        return Err(TxError::OrderBelowLot {
+            quantity: place.quantity.raw(),
+            lot,
+        });
+    }
+    place.target().map(|_| ())
 }
 
 fn check_permission_op(
@@ -377,7 +425,7 @@ fn sum_assets<'a>(
 
 pub fn check_conservation(tx: &Transaction, spent: &[Utxo]) -> Result<(), TxError> {
     let mut ins = sum_assets(spent.iter().map(|u| &u.output))?;
-    let outs = sum_assets(tx.outputs.iter())?;
+    let mut outs = sum_assets(tx.outputs.iter())?;
     match tx.issue_op() {
         Some(Op::IssueAsset(issue)) => {
             ins.insert(NEW_ASSET, issue.quantity);
@@ -391,6 +439,12 @@ pub fn check_conservation(tx: &Transaction, spent: &[Utxo]) -> Result<(), TxErro
                 .map_err(|_| TxError::AmountOverflow)?;
         }
         _ => {}
+    }
+    if let Some(place) = tx.place_order() {
+        let slot = outs.entry(place.sell).or_insert(Amount::ZERO);
+        *slot = slot
+            .checked_add(place.quantity)
+            .map_err(|_| TxError::AmountOverflow)?;
     }
     ins.retain(|_, q| !q.is_zero());
     let ids: BTreeSet<&AssetId> = ins.keys().chain(outs.keys()).collect();
@@ -576,7 +630,50 @@ pub fn check_grant_authority(
     Ok(())
 }
 
-/// S1–S8 against `view` at `ctx.height`.
+/// S9: the order ops against state (the matching itself happens in `orderbook` when applying).
+pub fn check_orders(
+    view: &(impl LedgerView + ?Sized),
+    tx: &Transaction,
+    signers: &[Address],
+    ctx: &TxContext,
+) -> Result<(), TxError> {
+    for op in &tx.ops {
+        match op {
+            Op::PlaceOrder(place) => {
+                for asset in [place.sell, place.buy] {
+                    if read::asset(view, &asset)?.is_none() {
+                        return Err(TxError::OrderUnknownAsset { asset });
+                    }
+                }
+                // T8 gives a transaction with ops an ALL input, so there is a first ALL signer.
+                let owner = *signers.first().ok_or(TxError::UnsignedParts)?;
+                if !holds(
+                    view,
+                    ctx.chain,
+                    &owner,
+                    Permission::Global(GlobalPerm::Receive),
+                    ctx.height,
+                )? {
+                    return Err(TxError::NoReceiveForOrder { address: owner });
+                }
+            }
+            Op::CancelOrder { order } => {
+                let record =
+                    read::order(view, order)?.ok_or(TxError::UnknownOrder { order: *order })?;
+                if record.status != OrderStatus::Open {
+                    return Err(TxError::OrderNotOpen { order: *order });
+                }
+                if !signers.contains(&record.owner) {
+                    return Err(TxError::NotOrderOwner { order: *order });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// S1–S9 against `view` at `ctx.height`.
 pub fn check_against_state(
     view: &(impl LedgerView + ?Sized),
     tx: &Transaction,
@@ -591,13 +688,14 @@ pub fn check_against_state(
     let signers = all_signers(tx);
     check_issue(view, tx, &signers, ctx)?;
     check_grant_authority(view, tx, &signers, ctx)?;
+    check_orders(view, tx, &signers, ctx)?;
     Ok(Checked {
         spent,
         all_signers: signers,
     })
 }
 
-/// Every rule, in order: T1–T8, T9 unless the signatures were already checked, then S1–S8.
+/// Every rule, in order: T1–T8, T9 unless the signatures were already checked, then S1–S9.
 pub fn validate_tx(
     view: &(impl LedgerView + ?Sized),
     tx: &Transaction,

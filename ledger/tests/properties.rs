@@ -314,6 +314,9 @@ impl Model {
                         self.perms.remove(&(grantee, *p));
                     }
                 }
+                Op::PlaceOrder(_) | Op::CancelOrder { .. } => {
+                    unreachable!("order ops are tested in orderbook.rs")
+                }
             }
         }
     }
@@ -966,7 +969,7 @@ impl World {
                             Op::Grant { .. } | Op::Revoke { .. } => {
                                 bump(&PERMISSION_OPS_ACCEPTED, 1)
                             }
-                            Op::IssueAsset(_) => {}
+                            Op::IssueAsset(_) | Op::PlaceOrder(_) | Op::CancelOrder { .. } => {}
                         }
                     }
                 }
