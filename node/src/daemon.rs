@@ -50,6 +50,7 @@ Options:
   -rpcservertimeout=S seconds a JSON-RPC client may take to send a request's head or body, to
                       read its reply, or to stay idle between requests (default 30)
   -externalip=IP      address shown in nodeaddress (default 127.0.0.1)
+  -bantime=S          seconds a misbehaving peer stays disconnected and refused (default 600)
   -shortoutput        print only the node's address when joining
   -debug              verbose logging in debug.log
   -exit               devnet: stop after the trade instead of waiting for Ctrl-C
@@ -74,6 +75,8 @@ pub struct Options {
     pub rpcmaxconnections: Option<usize>,
     pub rpcservertimeout: Option<u64>,
     pub externalip: Option<String>,
+    /// `-bantime` (seconds).
+    pub bantime: Option<u64>,
     pub shortoutput: bool,
     pub debug: bool,
     /// devnet: stop after the trade instead of waiting for Ctrl-C.
@@ -132,6 +135,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                     opts.rpcservertimeout = Some(count(name, &need(value)?)? as u64)
                 }
                 "externalip" => opts.externalip = Some(need(value)?),
+                "bantime" => opts.bantime = Some(count(name, &need(value)?)? as u64),
                 "shortoutput" => opts.shortoutput = true,
                 "debug" => opts.debug = true,
                 "exit" => opts.exit = true,
@@ -385,6 +389,9 @@ pub async fn run(
     net_cfg.seeds = seed.clone().into_iter().collect();
     net_cfg.max_transmit_size = params.maximum_block_size as usize + 65_536;
     net_cfg.heartbeat = Duration::from_millis(200);
+    if let Some(seconds) = opts.bantime {
+        net_cfg.ban_duration = Duration::from_secs(seconds);
+    }
     let (net, net_events, p2p_port) = network::spawn(net_cfg).await.map_err(|e| e.to_string())?;
 
     let external_ip = opts
@@ -611,7 +618,8 @@ mod tests {
         assert!(o.rpcallowip.is_empty() && o.rpcbind.is_empty());
         let Command::Run(o) = parse_args(&args(
             "energybc -rpcallowip=192.168.0.0/16 -rpcallowip=10.0.0.1,fd00::/8 -rpcbind=0.0.0.0 \
-             -rpcbind=[::1]:9000 -rpcworkqueue=4 -rpcmaxconnections=9 -rpcservertimeout=2",
+             -rpcbind=[::1]:9000 -rpcworkqueue=4 -rpcmaxconnections=9 -rpcservertimeout=2 \
+             -bantime=3",
         ))
         .unwrap() else {
             panic!()
@@ -625,6 +633,7 @@ mod tests {
             (o.rpcworkqueue, o.rpcmaxconnections, o.rpcservertimeout),
             (Some(4), Some(9), Some(2))
         );
+        assert_eq!(o.bantime, Some(3));
         for bad in [
             "energybc -rpcallowip=*",
             "energybc -rpcallowip=1.2.3.4/40",
@@ -641,6 +650,7 @@ mod tests {
             "-rpcworkqueue=0",
             "-rpcmaxconnections=x",
             "-rpcservertimeout=-1",
+            "-bantime=0",
         ] {
             assert!(
                 parse_args(&args(&format!("energybc {bad}")))
@@ -655,6 +665,7 @@ mod tests {
             "-rpcworkqueue",
             "-rpcmaxconnections",
             "-rpcservertimeout",
+            "-bantime",
         ] {
             assert!(USAGE.contains(documented), "{documented} is not in --help");
         }

@@ -3,6 +3,12 @@
 //! After every branch switch the pool is rebuilt on the new tip: transactions of rolled-back
 //! blocks come back first (in block order), and whatever no longer fits is dropped and reported as
 //! conflicted.
+//!
+//! Bounded by count (`max_txs`, set by the node) and by bytes ([`MAX_BYTES`] of encoded
+//! transactions): a transaction that does not fit is refused (`MempoolError::Full`) before it is
+//! validated. Once the pool is half full, one input address may hold at most a tenth of it. A
+//! rebuild after a reorganisation puts the transactions of the rolled-back blocks back first, even
+//! beyond the bounds.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use wattle_ledger::address::Address;
@@ -33,6 +39,9 @@ pub struct VerifiedSet {
 }
 
 const VERIFIED_MAX: usize = 200_000;
+
+/// Default bound on the encoded size of the pool's transactions.
+pub const MAX_BYTES: usize = 256 * 1024 * 1024;
 
 impl VerifiedSet {
     pub fn insert(&mut self, txid: Txid) {
@@ -105,6 +114,9 @@ pub struct Mempool {
     per_address: HashMap<Address, usize>,
     pub verified: VerifiedSet,
     max_txs: usize,
+    /// Encoded size of `txs`, and its bound.
+    bytes: usize,
+    max_bytes: usize,
 }
 
 impl Mempool {
@@ -116,7 +128,15 @@ impl Mempool {
             per_address: HashMap::new(),
             verified: VerifiedSet::default(),
             max_txs: max_txs.max(10),
+            bytes: 0,
+            max_bytes: MAX_BYTES,
         }
+    }
+
+    /// The same pool with another bound on its encoded size.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Mempool {
+        self.max_bytes = max_bytes;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -141,10 +161,7 @@ impl Mempool {
 
     /// Total encoded size of the pool.
     pub fn bytes(&self) -> usize {
-        self.txs
-            .iter()
-            .map(|(_, t)| wattle_ledger::codec::encoded_len(t))
-            .sum()
+        self.bytes
     }
 
     /// The pool's effects on coins: created (`Some`) and spent (`None`) outputs.
@@ -196,7 +213,8 @@ impl Mempool {
         if self.ids.contains_key(&txid) {
             return Err(MempoolError::Duplicate);
         }
-        if self.txs.len() >= self.max_txs {
+        let size = wattle_ledger::codec::encoded_len(&tx);
+        if self.txs.len() >= self.max_txs || self.bytes + size > self.max_bytes {
             return Err(MempoolError::Full);
         }
         if let Some(a) = Self::first_input_address(&tx)
@@ -222,6 +240,7 @@ impl Mempool {
         }
         self.ids.insert(txid, self.txs.len());
         self.txs.push((txid, tx));
+        self.bytes += size;
         Ok(txid)
     }
 
@@ -274,6 +293,11 @@ impl Mempool {
             }
         }
         self.writes = overlay.into_writes();
+        self.bytes = self
+            .txs
+            .iter()
+            .map(|(_, t)| wattle_ledger::codec::encoded_len(t))
+            .sum();
         conflicted
     }
 
@@ -375,5 +399,48 @@ mod tests {
         assert_eq!(conflicted.len(), 1);
         assert_eq!(conflicted[0].0, tx.txid());
         assert!(pool.is_empty());
+        assert_eq!(pool.bytes(), 0);
+    }
+
+    #[test]
+    fn the_pool_is_bounded_in_bytes() {
+        let (t, u, e) = funded();
+        let h = t.tip().height;
+        let first = t.transfer(&u, t.admin.address(), e, 10);
+        // The second spends the first's change, so both fit the pool's state.
+        let change = first
+            .outputs
+            .iter()
+            .position(|o| o.address == u.address())
+            .expect("change output");
+        let mut second = Transaction {
+            version: first.version,
+            inputs: vec![wattle_ledger::testkit::unsigned_input(
+                first.outpoint(change as u32),
+            )],
+            outputs: vec![first.outputs[change].clone()],
+            ops: vec![],
+        };
+        sighash_all(&mut second, &u, &t.chain);
+        let sizes = [&first, &second].map(wattle_ledger::codec::encoded_len);
+        // One byte short of room for both.
+        let mut pool = Mempool::new(100).with_max_bytes(sizes[0] + sizes[1] - 1);
+        pool.add(&t.state, &t.chain, h, first.clone()).unwrap();
+        assert_eq!(pool.bytes(), sizes[0]);
+        assert_eq!(
+            pool.add(&t.state, &t.chain, h, second.clone()),
+            Err(MempoolError::Full)
+        );
+        assert_eq!((pool.len(), pool.bytes()), (1, sizes[0]));
+        // With room, the same transaction is accepted.
+        let mut roomy = Mempool::new(100).with_max_bytes(sizes[0] + sizes[1]);
+        roomy.add(&t.state, &t.chain, h, first).unwrap();
+        roomy.add(&t.state, &t.chain, h, second).unwrap();
+        assert_eq!(roomy.bytes(), sizes[0] + sizes[1]);
+        assert_eq!(Mempool::new(100).max_bytes, MAX_BYTES);
+    }
+
+    fn sighash_all(tx: &mut Transaction, key: &wattle_ledger::SecretKey, chain: &Chain) {
+        wattle_ledger::sighash::sign_all(tx, &[key], &chain.id);
     }
 }

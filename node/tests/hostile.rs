@@ -18,6 +18,13 @@
 //! same transaction from a clean peer is relayed and confirmed. State-dependent faults (`Ignore`)
 //! must not: the peer that sent them is still heard afterwards.
 //!
+//! Issue 7 (point 4, hostile peers) adds, against a real node: a peer flooding invalid
+//! transactions is banned (`-bantime`), refused while banned and admitted again afterwards; one
+//! oversized gossip message bans its sender at once; sync requests beyond the per-peer rate are
+//! denied and a flood of them bans. And, with two in-process endpoints (one playing the node with
+//! small limits): gossip over the per-peer rate is dropped and penalised, a sustained flood bans
+//! until the ban ends; open sync requests and connections per peer are bounded.
+//!
 //! Every wait is bounded; data directories are temporary and the node is killed on drop.
 
 use std::fs;
@@ -113,6 +120,11 @@ impl Node {
     /// Creates the chain `params` in a fresh data directory with `admin` as the node's first
     /// wallet key, starts `wattled` and waits for its ports.
     fn start(params: ChainParams, admin: SecretKey) -> Node {
+        Node::start_with(params, admin, &[])
+    }
+
+    /// `start` with extra `wattled` options.
+    fn start_with(params: ChainParams, admin: SecretKey, options: &[&str]) -> Node {
         params.validate().expect("test chain parameters are valid");
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = DataDir::new(Some(tmp.path().to_path_buf()), &params.chain_name);
@@ -129,6 +141,7 @@ impl Node {
             .arg(&params.chain_name)
             .arg(format!("-datadir={}", tmp.path().display()))
             .args(["-port=0", "-rpcport=0"])
+            .args(options)
             .env("RUST_LOG", LOG_FILTER)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -350,12 +363,26 @@ struct Peer {
     name: &'static str,
     handle: NetworkHandle,
     gossip: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// The node's peer id.
+    node: network::PeerId,
+    /// Whether a connection to the node is open.
+    link: watch::Receiver<bool>,
 }
 
 impl Peer {
     /// Connects to the node and waits until the node has admitted it (its `GetStatus` is
     /// answered, which the node does only for peers holding `connect`).
     async fn connect(name: &'static str, node: &Node, key: &SecretKey) -> Peer {
+        Peer::connect_with(name, node, key, |_| {}).await
+    }
+
+    /// `connect` with a changed network configuration.
+    async fn connect_with(
+        name: &'static str,
+        node: &Node,
+        key: &SecretKey,
+        tweak: impl FnOnce(&mut NetworkConfig),
+    ) -> Peer {
         let mut config = NetworkConfig::new(key.to_bytes(), node.chain_id.0);
         config.seeds = vec![("127.0.0.1".to_string(), node.p2p_port)];
         config.heartbeat = Duration::from_millis(100);
@@ -363,9 +390,11 @@ impl Peer {
         config.request_timeout = Duration::from_secs(5);
         config.redial_min = Duration::from_millis(200);
         config.redial_max = Duration::from_secs(1);
+        tweak(&mut config);
         let (handle, mut events, _) = network::spawn(config).await.expect("peer network");
         let (gossip_tx, gossip) = mpsc::unbounded_channel();
         let (node_tx, mut node_rx) = watch::channel(None);
+        let (link_tx, link) = watch::channel(false);
         let admin = node.admin.address();
         let h = handle.clone();
         tokio::spawn(async move {
@@ -375,6 +404,7 @@ impl Peer {
                         let _ = h.set_permitted(peer, true).await;
                         if address == admin {
                             let _ = node_tx.send(Some(peer));
+                            let _ = link_tx.send(true);
                         }
                     }
                     NetEvent::Tx {
@@ -394,7 +424,11 @@ impl Peer {
                         let denied = Response::Denied("hostile test peer".into());
                         let _ = h.respond(channel, denied).await;
                     }
-                    NetEvent::PeerDisconnected { .. } => {}
+                    NetEvent::PeerDisconnected { peer } => {
+                        if *node_tx.borrow() == Some(peer) {
+                            let _ = link_tx.send(false);
+                        }
+                    }
                 }
             }
         });
@@ -404,10 +438,23 @@ impl Peer {
             .map(|peer| *peer)
             .expect("event task alive")
             .expect("node peer id");
+        let peer = Peer {
+            name,
+            handle,
+            gossip,
+            node: node_peer,
+            link,
+        };
+        peer.wait_admitted().await;
+        peer
+    }
+
+    /// Waits until the node answers our `GetStatus` (it does only for admitted peers).
+    async fn wait_admitted(&self) {
         let admitted = async {
             loop {
                 if let Ok(Response::Status { .. }) =
-                    handle.request(node_peer, Request::GetStatus).await
+                    self.handle.request(self.node, Request::GetStatus).await
                 {
                     return;
                 }
@@ -416,12 +463,15 @@ impl Peer {
         };
         tokio::time::timeout(SOON, admitted)
             .await
-            .unwrap_or_else(|_| panic!("{name}: the node never admitted it"));
-        Peer {
-            name,
-            handle,
-            gossip,
-        }
+            .unwrap_or_else(|_| panic!("{}: the node never admitted it", self.name));
+    }
+
+    /// Waits until the connection to the node is open (`true`) or closed (`false`).
+    async fn wait_link(&mut self, open: bool) {
+        tokio::time::timeout(SOON, self.link.wait_for(|l| *l == open))
+            .await
+            .unwrap_or_else(|_| panic!("{}: the link to the node never became {open}", self.name))
+            .expect("event task alive");
     }
 
     fn id(&self) -> String {
@@ -562,8 +612,8 @@ fn verdict_of(line: &str) -> &str {
 // Tests
 
 /// Three stateless faults of one kind from one attacker: each is judged and dropped, none is
-/// forwarded, the state is kept, and the attacker is penalised: the valid `probe` it sends next
-/// is dropped unseen (not forwarded, unknown to the node).
+/// forwarded, the state is kept, and the attacker is penalised (graylisted and banned): the valid
+/// `probe` it sends next is dropped unseen (not forwarded, unknown to the node).
 #[allow(clippy::too_many_arguments)]
 async fn rejects_silence_the_sender(
     node: &mut Node,
@@ -580,8 +630,14 @@ async fn rejects_silence_the_sender(
         attacker.publish(topic, bytes.clone()).await;
     }
     judged(node);
-    // Three rejects: P4 score -10 x 3² = -90, below the graylist threshold (-80) for ~6 s. The
-    // log line comes just before the verdict reaches gossipsub: give it a moment.
+    // Three rejects: P4 score -10 x 3² = -90, below the graylist threshold (-80) for ~6 s, and
+    // 3 x 34 misbehaviour points: banned. The log line comes just before the verdict reaches
+    // gossipsub: give it a moment.
+    node.wait_log(
+        &format!("{}'s ban", attacker.name),
+        &["peer banned", &attacker.id(), "invalid gossip"],
+        1,
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     attacker.publish_tx(gossip(probe));
     let mut all = hostile;
@@ -970,4 +1026,611 @@ async fn barred_miner_body() {
         .await;
     node.wait_height(good.header.height);
     assert_eq!(node.tip(), good);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Issue 7, point 4: bans and per-peer limits
+
+/// The ban of the flood test, in seconds (`wattled -bantime`; 600 by default).
+const BAN_SECS: u64 = 4;
+
+/// A permitted peer floods invalid transactions (bad signatures, garbage batches): the node bans
+/// it (log line naming it and the reason), drops the flood unforwarded and keeps its state; while
+/// the ban lasts the peer's reconnection attempts are refused and the node does not list it,
+/// while another peer is still served; once the ban is over the peer is admitted again and its
+/// valid transaction is relayed and confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_flooding_invalid_transactions_is_banned_until_the_ban_ends() {
+    tokio::time::timeout(TEST_LIMIT, flood_ban_body())
+        .await
+        .expect("test finished in time");
+}
+
+/// The admin's gold coin (change of a confirmed transfer to `receiver`) and the asset id.
+fn gold_coin(node: &Node, receiver: Address) -> (Coin, AssetId) {
+    let admin = node.admin.address();
+    node.confirm("issue", json!([node.addr(&admin), "gold", 1000]));
+    let sent = node.confirm("sendasset", json!([node.addr(&receiver), "gold", 100]));
+    let transfer = node.tx(&sent);
+    let asset = transfer
+        .outputs
+        .iter()
+        .flat_map(|o| o.assets.iter())
+        .map(|(id, _)| *id)
+        .next()
+        .expect("the transfer carries gold");
+    let change = transfer
+        .outputs
+        .iter()
+        .position(|o| o.address == admin && !o.amount_of(&asset).is_zero())
+        .expect("the transfer has change");
+    let coin = Coin {
+        outpoint: transfer.outpoint(change as u32),
+        output: transfer.outputs[change].clone(),
+    };
+    (coin, asset)
+}
+
+async fn flood_ban_body() {
+    let mut params = ChainParams::new("flood");
+    params.empty_block_interval_ms = HOUR_MS;
+    let admin = key(0);
+    let bantime = format!("-bantime={BAN_SECS}");
+    let mut node = Node::start_with(params, admin.clone(), &[&bantime]);
+    let chain = node.chain_id;
+    let flooder_key = key(300);
+    let control_key = key(301);
+    let receiver = key(302).address();
+    let granted: Vec<String> = [flooder_key.address(), control_key.address(), receiver]
+        .iter()
+        .map(|a| node.addr(a))
+        .collect();
+    node.confirm("grant", json!([granted.join(","), "connect,send,receive"]));
+    let (coin, asset) = gold_coin(&node, receiver);
+    let watched = [admin.address(), receiver];
+    let (valid, _) = pay(&chain, &admin, &coin, asset, receiver, 1);
+    let flood: Vec<Vec<u8>> = (0..20)
+        .flat_map(|i| {
+            let mut forged = valid.clone();
+            forged.inputs[0].signature.0[i] ^= 0x40;
+            [gossip(&forged), garbage(1000 + i as u32, 200)]
+        })
+        .collect();
+
+    let mut flooder = Peer::connect("flooder", &node, &flooder_key).await;
+    let mut control = Peer::connect("control", &node, &control_key).await;
+    let before = node.snapshot(&watched);
+    for bytes in &flood {
+        flooder.publish_tx(bytes.clone());
+    }
+    let line = node.wait_log("the flooder's ban", &["peer banned", &flooder.id()], 1);
+    let banned_at = Instant::now();
+    assert!(line[0].contains("invalid gossip"), "{}", line[0]);
+    eprintln!("{}", line[0]);
+    flooder.wait_link(false).await;
+
+    // While banned: the flooder keeps redialling (every 0.2 s to 1 s) and is refused each time;
+    // the node does not list it and does not answer it; the control peer is still served.
+    node.wait_log(
+        "the flooder's reconnections refused",
+        &["connection from a banned peer refused", &flooder.id()],
+        2,
+    );
+    let listed = node.ok("getpeerinfo", json!([])).to_string();
+    let asked = flooder
+        .handle
+        .request(flooder.node, Request::GetStatus)
+        .await;
+    let during = banned_at.elapsed();
+    assert!(
+        during < Duration::from_secs(BAN_SECS - 1),
+        "the checks during the ban took {during:?}: make BAN_SECS longer"
+    );
+    assert!(
+        !listed.contains(&flooder.id()),
+        "the banned peer is listed: {listed}"
+    );
+    assert!(
+        !matches!(asked, Ok(Response::Status { .. })),
+        "a banned peer was answered"
+    );
+    control.wait_admitted().await;
+    control
+        .expect_none("the flood (the node forwarded it)", &flood)
+        .await;
+    node.check_unchanged(&before, &watched, "the flood");
+    let early = banned_at.elapsed();
+    let expired = node.log().lines().any(|l| l.contains("ban expired"));
+    assert!(
+        early >= Duration::from_secs(BAN_SECS) || !expired,
+        "the ban ended after {early:?} of {BAN_SECS} s"
+    );
+
+    // After the ban: admitted again, and heard.
+    node.wait_log("the end of the ban", &["ban expired", &flooder.id()], 1);
+    flooder.wait_admitted().await;
+    let waited = banned_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(BAN_SECS) - Duration::from_millis(500),
+        "readmitted after {waited:?}, before the {BAN_SECS} s ban ended"
+    );
+    // A fresh payment per attempt: the first ones may reach the node while gossipsub still
+    // graylists the peer (its P4 score from the three rejects outlives a 4 s ban by a few
+    // seconds), and gossipsub never publishes the same bytes twice.
+    let relayed = publish_until_relayed(
+        &flooder,
+        &mut control,
+        "the readmitted peer's payment",
+        |i| gossip(&pay(&chain, &admin, &coin, asset, receiver, 1 + i as u64).0),
+    )
+    .await;
+    let tx: Vec<Transaction> = codec::decode(&relayed).expect("a batch");
+    node.wait_mined(&tx[0].txid());
+}
+
+/// Publishes the transaction batches `make(0)`, `make(1)`, … from `from`, one a second, until
+/// `observer` receives one; returns it.
+async fn publish_until_relayed(
+    from: &Peer,
+    observer: &mut Peer,
+    what: &str,
+    make: impl Fn(usize) -> Vec<u8>,
+) -> Vec<u8> {
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        sent.push(make(i));
+        from.publish_tx(sent[i].clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(Some(got)) = tokio::time::timeout_at(deadline, observer.gossip.recv()).await {
+            if sent.contains(&got) {
+                return got;
+            }
+        }
+    }
+    panic!("{}: never received {what}", observer.name);
+}
+
+/// One gossip payload just over the node's limit (it still fits gossipsub's frame, so the node
+/// sees who sent it) bans its sender at once; the node's reconnection refusals follow. A peer
+/// that fires 200 sync requests at once gets the excess over its rate answered `Denied`
+/// (a burst of 40 is served) and is banned; the node stays up and serves others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_gossip_and_request_floods_ban_the_sender() {
+    tokio::time::timeout(TEST_LIMIT, oversize_body())
+        .await
+        .expect("test finished in time");
+}
+
+async fn oversize_body() {
+    let mut params = ChainParams::new("oversize");
+    params.empty_block_interval_ms = HOUR_MS;
+    params.maximum_block_size = 100_000;
+    params.max_std_tx_size = 50_000;
+    let admin = key(0);
+    let mut node = Node::start(params, admin.clone());
+    let big_key = key(310);
+    let asker_key = key(311);
+    let observer_key = key(312);
+    let granted: Vec<String> = [&big_key, &asker_key, &observer_key]
+        .iter()
+        .map(|k| node.addr(&k.address()))
+        .collect();
+    node.confirm("grant", json!([granted.join(","), "connect"]));
+    let watched = [admin.address()];
+
+    // The node's gossip payload limit (daemon: maximum-block-size + 64 KiB).
+    let limit = node.params.maximum_block_size as usize + 65_536;
+    let mut big = Peer::connect_with("oversize", &node, &big_key, |c| {
+        c.max_transmit_size = 2 * limit;
+    })
+    .await;
+    let mut observer = Peer::connect("observer", &node, &observer_key).await;
+    let before = node.snapshot(&watched);
+    let oversized = garbage(7, limit + 1);
+    big.publish_tx(oversized.clone());
+    let line = node.wait_log("the oversize ban", &["peer banned", &big.id()], 1);
+    assert!(line[0].contains("oversized gossip"), "{}", line[0]);
+    let seen = node
+        .log()
+        .lines()
+        .filter(|l| l.contains("oversized gossip") && l.contains("size=") && l.contains(&big.id()))
+        .count();
+    assert_eq!(seen, 1, "one oversized message was enough");
+    big.wait_link(false).await;
+    observer
+        .expect_none("the oversized message", &[oversized])
+        .await;
+    node.check_unchanged(&before, &watched, "an oversized message");
+    node.wait_log(
+        "the oversized sender's reconnection refused",
+        &["connection from a banned peer refused", &big.id()],
+        1,
+    );
+
+    // 200 requests, 10 at a time (below the open-request limit): at most the burst (40) plus
+    // the refill (20/s) is served, the rest is denied until the ban cuts the connection.
+    let asker = Peer::connect("asker", &node, &asker_key).await;
+    let start = Instant::now();
+    let mut results = Vec::new();
+    for _ in 0..20 {
+        let wave = (0..10).map(|_| asker.handle.request(asker.node, Request::GetStatus));
+        results.extend(futures::future::join_all(wave).await);
+        if results.iter().any(Result::is_err) {
+            break; // banned: disconnected
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let served = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Response::Status { .. })))
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Response::Denied(reason)) if reason.contains("rate limit")))
+        .count();
+    eprintln!(
+        "{} requests in {secs:.2} s: {served} served, {refused} denied for the rate",
+        results.len()
+    );
+    assert!(
+        refused >= 50,
+        "{refused} requests denied for the rate: {results:?}"
+    );
+    assert!(
+        (1.0..=41.0 + 20.0 * secs).contains(&(served as f64)),
+        "{served} requests served in {secs:.2} s with a burst of 40 and 20/s"
+    );
+    let line = node.wait_log("the asker's ban", &["peer banned", &asker.id()], 1);
+    assert!(
+        line[0].contains("sync requests over the rate limit"),
+        "{}",
+        line[0]
+    );
+    observer.wait_admitted().await;
+    node.check_unchanged(&before, &watched, "a request flood");
+}
+
+// ---- in-process endpoints with small limits
+
+const ENDPOINT_CHAIN: [u8; 32] = [0xd7; 32];
+
+/// A bare network endpoint (no node behind it): the test plays the node.
+struct Endpoint {
+    handle: NetworkHandle,
+    events: mpsc::Receiver<NetEvent>,
+    port: u16,
+    peer: network::PeerId,
+}
+
+impl Endpoint {
+    async fn start(
+        secret: u8,
+        seed: Option<&Endpoint>,
+        tweak: impl FnOnce(&mut NetworkConfig),
+    ) -> Endpoint {
+        let mut config = NetworkConfig::new([secret; 32], ENDPOINT_CHAIN);
+        config.heartbeat = Duration::from_millis(100);
+        config.max_transmit_size = 64 * 1024;
+        config.request_timeout = Duration::from_secs(5);
+        config.redial_min = Duration::from_millis(200);
+        config.redial_max = Duration::from_millis(400);
+        config.seeds = seed
+            .map(|s| ("127.0.0.1".to_string(), s.port))
+            .into_iter()
+            .collect();
+        tweak(&mut config);
+        let (handle, events, port) = network::spawn(config).await.expect("endpoint starts");
+        let peer = handle.local_peer_id();
+        Endpoint {
+            handle,
+            events,
+            port,
+            peer,
+        }
+    }
+
+    /// The next event matching `pred` (others are skipped; gossip is reported `Ignore`).
+    async fn expect(&mut self, what: &str, pred: impl Fn(&NetEvent) -> bool) -> NetEvent {
+        let wait = async {
+            loop {
+                match self.events.recv().await {
+                    Some(event) if pred(&event) => return event,
+                    Some(
+                        NetEvent::Tx { peer, msg_id, .. } | NetEvent::Block { peer, msg_id, .. },
+                    ) => {
+                        let _ = self.handle.report(msg_id, peer, Verdict::Ignore).await;
+                    }
+                    Some(_) => {}
+                    None => panic!("event stream closed while waiting for {what}"),
+                }
+            }
+        };
+        tokio::time::timeout(SOON, wait)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    /// Waits for `peer` to connect and permits it.
+    async fn admit(&mut self, peer: network::PeerId) {
+        self.expect(
+            "PeerConnected",
+            |e| matches!(e, NetEvent::PeerConnected { peer: p, .. } if *p == peer),
+        )
+        .await;
+        self.handle.set_permitted(peer, true).await.expect("permit");
+    }
+
+    /// Transaction messages received within `window` (each reported `Ignore`).
+    async fn count_txs(&mut self, window: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut count = 0;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            if let NetEvent::Tx { peer, msg_id, .. } = event {
+                count += 1;
+                let _ = self.handle.report(msg_id, peer, Verdict::Ignore).await;
+            }
+        }
+        count
+    }
+
+    async fn info(&self, peer: network::PeerId) -> Option<network::PeerInfo> {
+        let peers = self.handle.peers().await.expect("peers");
+        peers.into_iter().find(|p| p.peer == peer)
+    }
+}
+
+/// A "node" endpoint with `tweak`ed limits and an attacker dialling it, admitted on both sides,
+/// with the node's subscriptions known to the attacker.
+async fn node_and_attacker(tweak: impl FnOnce(&mut NetworkConfig)) -> (Endpoint, Endpoint) {
+    let mut node = Endpoint::start(41, None, tweak).await;
+    let mut attacker = Endpoint::start(42, Some(&node), |_| {}).await;
+    node.admit(attacker.peer).await;
+    attacker.admit(node.peer).await;
+    (node, attacker)
+}
+
+/// Publishes distinct transaction messages until the node hears one (subscriptions exchanged);
+/// then lets the node's gossip bucket refill.
+async fn warm_up(node: &mut Endpoint, attacker: &Endpoint, refill: Duration) {
+    for i in 0..50 {
+        attacker
+            .handle
+            .publish_tx(format!("warm-up {i}").into_bytes())
+            .expect("publish");
+        if node.count_txs(Duration::from_millis(200)).await > 0 {
+            tokio::time::sleep(refill).await;
+            return;
+        }
+    }
+    panic!("the node never heard the attacker");
+}
+
+/// Gossip over a peer's rate (5/s, burst 5 here) is dropped before the node sees it and
+/// penalised (one point per message); within the rate the peer is heard again; a sustained
+/// flood bans it (disconnected, reconnection refused) until the ban (1 s here) ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_over_the_rate_limit_is_dropped_penalised_and_a_flood_banned() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let (mut node, mut attacker) = node_and_attacker(|c| {
+            c.gossip_rate = 5;
+            c.gossip_burst = 5;
+            c.ban_duration = Duration::from_secs(1);
+        })
+        .await;
+        warm_up(&mut node, &attacker, Duration::from_millis(1200)).await;
+
+        for i in 0..20 {
+            attacker
+                .handle
+                .publish_tx(format!("burst {i}").into_bytes())
+                .expect("publish");
+        }
+        let heard = node.count_txs(Duration::from_millis(600)).await;
+        assert!((5..=8).contains(&heard), "heard {heard} of 20 with a burst of 5 and 5/s");
+        let info = node.info(attacker.peer).await.expect("the attacker is still connected");
+        let dropped = 20 - heard as u32;
+        assert!(
+            (dropped..100).contains(&info.misbehaviour),
+            "{dropped} messages dropped, misbehaviour {}",
+            info.misbehaviour
+        );
+
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        attacker
+            .handle
+            .publish_tx(b"within the rate".to_vec())
+            .expect("publish");
+        assert_eq!(node.count_txs(Duration::from_millis(500)).await, 1, "heard again");
+
+        // A flood: ~100 messages over the rate ban the sender.
+        for i in 0..150 {
+            attacker
+                .handle
+                .publish_tx(format!("flood {i}").into_bytes())
+                .expect("publish");
+        }
+        let banned = |e: &NetEvent| matches!(e, NetEvent::PeerDisconnected { peer } if *peer == attacker.peer);
+        node.expect("the flooder's disconnection", banned).await;
+        let banned_at = Instant::now();
+        attacker
+            .expect("the node's disconnection", |e| matches!(e, NetEvent::PeerDisconnected { .. }))
+            .await;
+        // Its redials (every 0.2-0.4 s) are refused until the ban ends; then it is back.
+        node.expect("the attacker back", |e| matches!(e, NetEvent::PeerConnected { peer, .. } if *peer == attacker.peer))
+            .await;
+        let waited = banned_at.elapsed();
+        assert!(
+            waited >= Duration::from_millis(800),
+            "reconnected {waited:?} after a 1 s ban"
+        );
+        let info = node.info(attacker.peer).await.expect("listed again");
+        assert_eq!(info.misbehaviour, 0, "a fresh start after the ban");
+    })
+    .await
+    .expect("test finished in time");
+}
+
+/// At most `max_open_requests` (3 here) inbound requests of one peer wait for the node; more are
+/// answered `Denied` at once, without reaching the node and without a penalty; once answered,
+/// the peer may ask again. Requests beyond the rate (burst 4, 2/s here) are denied too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sync_requests_and_their_rate_are_bounded_per_peer() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let (mut node, attacker) = node_and_attacker(|c| {
+            c.max_open_requests = 3;
+            c.request_rate = 2;
+            c.request_burst = 4;
+        })
+        .await;
+        let target = node.peer;
+        let asks = (0..4).map(|_| attacker.handle.request(target, Request::GetStatus));
+        let status = Response::Status {
+            height: 1,
+            tip: [3; 32],
+        };
+        let (answers, channels) = tokio::join!(futures::future::join_all(asks), async {
+            let mut channels = Vec::new();
+            while channels.len() < 3 {
+                let event = node
+                    .expect("Request", |e| matches!(e, NetEvent::Request { .. }))
+                    .await;
+                if let NetEvent::Request { channel, .. } = event {
+                    channels.push(channel);
+                }
+            }
+            // The fourth must not reach the node: it is denied at once.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for channel in &channels {
+                node.handle
+                    .respond(*channel, status.clone())
+                    .await
+                    .expect("respond");
+            }
+            channels
+        });
+        assert_eq!(channels.len(), 3);
+        let served = answers.iter().filter(|a| **a == Ok(status.clone())).count();
+        let denied: Vec<_> = answers
+            .iter()
+            .filter(|a| matches!(a, Ok(Response::Denied(r)) if r.contains("open-request limit")))
+            .collect();
+        assert_eq!((served, denied.len()), (3, 1), "{answers:?}");
+        assert_eq!(
+            node.info(attacker.peer)
+                .await
+                .expect("connected")
+                .misbehaviour,
+            0,
+            "no penalty for open requests"
+        );
+
+        // The bucket (burst 4) holds at most 4 tokens: of 8 quick requests, 3 or more are over
+        // the rate.
+        let node_events = async {
+            loop {
+                match node.events.recv().await {
+                    Some(NetEvent::Request { channel, .. }) => {
+                        let _ = node
+                            .handle
+                            .respond(channel, Response::Denied("served".into()))
+                            .await;
+                    }
+                    Some(_) => {}
+                    None => return,
+                }
+            }
+        };
+        let asks = async {
+            let mut out = Vec::new();
+            for _ in 0..8 {
+                out.push(attacker.handle.request(target, Request::GetStatus).await);
+            }
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            out.push(attacker.handle.request(target, Request::GetStatus).await);
+            out
+        };
+        let answers = tokio::select! {
+            out = asks => out,
+            _ = node_events => panic!("node events closed"),
+        };
+        let over = answers[..8]
+            .iter()
+            .filter(|a| matches!(a, Ok(Response::Denied(r)) if r.contains("rate limit")))
+            .count();
+        assert!(over >= 3, "{answers:?}");
+        assert_eq!(
+            answers[8],
+            Ok(Response::Denied("served".into())),
+            "after a pause, within the rate again"
+        );
+        let info = node.info(attacker.peer).await.expect("connected");
+        assert!(
+            (over as u32..100).contains(&info.misbehaviour),
+            "one point per request over the rate: {}",
+            info.misbehaviour
+        );
+    })
+    .await
+    .expect("test finished in time");
+}
+
+/// A peer may hold at most two connections with us: further dials are refused. The dialler is a
+/// bare libp2p swarm without limits of its own, so only the node's limit can hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_peer_are_bounded() {
+    use futures::StreamExt;
+    use libp2p::swarm::{SwarmEvent, dummy};
+    use libp2p::{noise, tcp, yamux};
+
+    tokio::time::timeout(TEST_LIMIT, async {
+        let node = Endpoint::start(41, None, |_| {}).await;
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes([43u8; 32]).unwrap();
+        let mut raw = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| dummy::Behaviour)
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let raw_peer = *raw.local_peer_id();
+        let addr: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", node.port).parse().unwrap();
+        for _ in 0..5 {
+            raw.dial(addr.clone()).expect("dial starts");
+        }
+        let (opened_tx, mut opened) = watch::channel(0u32);
+        tokio::spawn(async move {
+            let mut count = 0;
+            while let Some(event) = raw.next().await {
+                if let SwarmEvent::ConnectionEstablished { .. } = event {
+                    count += 1;
+                    let _ = opened_tx.send(count);
+                }
+            }
+        });
+        // Wait until all five handshakes are through on the dialler's side.
+        tokio::time::timeout(SOON, opened.wait_for(|n| *n >= 5))
+            .await
+            .expect("five connections established by the dialler")
+            .expect("swarm task alive");
+        let mut most = 0;
+        let deadline = Instant::now() + Duration::from_millis(1000);
+        while Instant::now() < deadline {
+            if let Some(info) = node.info(raw_peer).await {
+                most = most.max(info.connections);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            most,
+            network::MAX_CONNECTIONS_PER_PEER,
+            "connections of one peer held by the node (5 dials)"
+        );
+    })
+    .await
+    .expect("test finished in time");
 }

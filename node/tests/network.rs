@@ -222,7 +222,7 @@ mod network_gossip {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn repeated_rejects_silence_the_sender() {
+    async fn repeated_rejects_ban_the_sender() {
         let (mut a, mut rest) = permitted_star(&[2]).await;
         let b = rest.pop().unwrap();
         for i in 0..3 {
@@ -234,11 +234,20 @@ mod network_gossip {
                 .await
                 .unwrap();
         }
-        // B's score at A is now -10 x 3² = -90, below the graylist threshold (-80): A drops
-        // everything B sends until the count decays (a few seconds for three).
-        publish_when_ready(&b, b"valid at last").await;
-        a.expect_none("block from B", |e| matches!(e, NetEvent::Block { .. }))
-            .await;
+        // B's score at A is now -10 x 3² = -90, below the graylist threshold (-80), and its
+        // misbehaviour score 3 x 34: A disconnects B and refuses it for the ban (10 minutes),
+        // although B keeps redialling its seed.
+        a.expect(
+            "B disconnected",
+            |e| matches!(e, NetEvent::PeerDisconnected { peer } if *peer == b.peer),
+        )
+        .await;
+        a.expect_none(
+            "B back",
+            |e| matches!(e, NetEvent::PeerConnected { peer, .. } if *peer == b.peer),
+        )
+        .await;
+        assert!(a.handle.peers().await.unwrap().is_empty());
     }
 
     fn block_twice() -> Vec<u8> {
@@ -549,6 +558,14 @@ mod network_sync {
         assert_eq!(outcomes, payloads.len());
         a.expect_none("request", |e| matches!(e, NetEvent::Request { .. }))
             .await;
+        // Undecodable requests (34 misbehaviour points each, three ban) ban the sender: A no longer
+        // lists it, although an unpermitted peer may otherwise stay for its 10 s grace.
+        let raw_peer = *raw.local_peer_id();
+        let listed = a.handle.peers().await.unwrap();
+        assert!(
+            listed.iter().all(|p| p.peer != raw_peer),
+            "the garbage sender is still connected: {listed:?}"
+        );
 
         // A still serves a well-formed request.
         let mut b = start(config(2, &[&a])).await;

@@ -23,7 +23,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::behaviour::{Behaviour, BehaviourEvent, TopicKind, Topics};
 use super::ingress::Command;
+use super::limits::{BAN_SCORE, Bans, Offence};
 use super::peers::{PeerTable, Seeds};
+use super::protocol::SyncRequest;
 use super::{
     ChannelId, MessageId, NetError, NetEvent, NetworkConfig, Response, UNPERMITTED_SCORE, Verdict,
 };
@@ -54,8 +56,11 @@ pub(crate) struct NetworkActor {
     early_events: Vec<SwarmEv>,
     peers: PeerTable,
     seeds: Seeds,
+    bans: Bans,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
-    open_channels: HashMap<ChannelId, ResponseChannel<Response>>,
+    /// Inbound requests the node has yet to answer, and who asked (at most
+    /// `max_open_requests` per peer).
+    open_channels: HashMap<ChannelId, (PeerId, ResponseChannel<Response>)>,
     next_channel: u64,
 }
 
@@ -121,6 +126,7 @@ impl NetworkActor {
             early_events,
             peers: PeerTable::default(),
             seeds,
+            bans: Bans::default(),
             pending_requests: HashMap::new(),
             open_channels: HashMap::new(),
             next_channel: 0,
@@ -181,13 +187,29 @@ impl NetworkActor {
                 msg_id,
                 source,
                 verdict,
-            } => self.report(&msg_id, &source, verdict),
+            } => {
+                // A banned peer has had its punishment: verdicts on its messages still in flight
+                // do not add to its gossipsub score, which outlives the connection (an hour) and
+                // would keep it graylisted long after the ban.
+                let verdict = match verdict {
+                    Verdict::Reject if self.bans.is_banned(&source) => Verdict::Ignore,
+                    other => other,
+                };
+                self.report(&msg_id, &source, verdict);
+                if verdict == Verdict::Reject {
+                    self.penalise(source, Offence::Rejected);
+                }
+            }
             Command::Request {
                 peer,
                 request,
                 reply,
             } => {
-                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, SyncRequest::Valid(request));
                 self.pending_requests.insert(id, reply);
             }
             Command::Respond {
@@ -255,10 +277,11 @@ impl NetworkActor {
     }
 
     fn respond(&mut self, channel: ChannelId, response: Response) -> Result<(), NetError> {
-        let channel = self
+        let (peer, channel) = self
             .open_channels
             .remove(&channel)
             .ok_or(NetError::UnknownChannel)?;
+        self.peers.close_request(&peer);
         self.swarm
             .behaviour_mut()
             .sync
@@ -307,7 +330,59 @@ impl NetworkActor {
         for index in self.seeds.take_due(now) {
             self.start_seed_dial(index);
         }
-        self.open_channels.retain(|_, channel| channel.is_open());
+        let peers = &mut self.peers;
+        self.open_channels.retain(|_, (peer, channel)| {
+            let open = channel.is_open();
+            if !open {
+                peers.close_request(peer);
+            }
+            open
+        });
+        for peer in self.bans.expire(now) {
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            tracing::info!(%peer, "ban expired");
+        }
+    }
+
+    // ---- misbehaviour ----
+
+    /// Adds an offence to a connected peer's score; bans the peer once the score reaches
+    /// [`BAN_SCORE`].
+    pub(super) fn penalise(&mut self, peer: PeerId, offence: Offence) {
+        let Some(score) = self.peers.offend(&peer, offence, Instant::now()) else {
+            return;
+        };
+        if offence.points() >= 10.0 {
+            tracing::debug!(%peer, offence = offence.describe(), score, "peer misbehaved");
+        } else {
+            tracing::trace!(%peer, offence = offence.describe(), score, "peer misbehaved");
+        }
+        if score >= BAN_SCORE {
+            self.ban(peer, offence, score);
+        }
+    }
+
+    /// Disconnects `peer` and refuses its connections for `ban_duration`.
+    fn ban(&mut self, peer: PeerId, offence: Offence, score: f64) {
+        if self.bans.is_banned(&peer) {
+            return;
+        }
+        let until = Instant::now() + self.config.ban_duration;
+        let address = self.peers.get(&peer).map(|p| p.address);
+        if self.bans.ban(peer, until) {
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+        } else {
+            tracing::warn!("too many bans remembered: this one only disconnects");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        tracing::warn!(
+            %peer,
+            ?address,
+            reason = offence.describe(),
+            score = score.round(),
+            seconds = self.config.ban_duration.as_secs_f64(),
+            "peer banned: disconnecting"
+        );
     }
 
     /// Resolves a seed's host (in a separate task if it is a name), then dials it.

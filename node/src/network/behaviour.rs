@@ -19,11 +19,16 @@
 //!   sender `REJECT_WEIGHT` x count², the count decaying 1 %/s). Delivery-rate penalties (P3) are off:
 //!   a quiet chain is not a fault. IP colocation is off: permission already names each peer,
 //!   and several nodes may share an address (tests, NAT).
+//! - Connection gates, consulted before the other behaviours see a connection: `blocked` (banned
+//!   peers, see `limits`) and `limits` ([`super::MAX_CONNECTIONS_PER_PEER`] established per peer,
+//!   [`super::MAX_PENDING_INCOMING`] incoming handshakes).
 //! - Swarm idle timeout 1 h: gossipsub only keeps mesh connections alive, and non-mesh
 //!   permitted peers must stay connected.
 
 use std::time::Duration;
 
+use libp2p::allow_block_list::{self, BlockedPeers};
+use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::gossipsub::{
     self, IdentTopic, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds, TopicHash,
     TopicScoreParams, ValidationMode,
@@ -44,7 +49,9 @@ const HANDLER_QUEUE_LEN: usize = 20_000;
 /// `REJECT_DECAY` every second. One reject puts the sender below zero (out of our mesh) for
 /// about four minutes; three put it below the graylist threshold (-80: everything it sends is
 /// dropped) for a few seconds, four for half a minute, five for about a minute. Honest nodes
-/// validate before forwarding, so they never forward what we `Reject`.
+/// validate before forwarding, so they never forward what we `Reject`. Three rejects in a short
+/// time also ban the peer (`limits`: 34 points each), so the graylist only covers the moment
+/// between the third verdict and the disconnection.
 const REJECT_WEIGHT: f64 = -10.0;
 const REJECT_DECAY: f64 = 0.99;
 /// Idle connections are kept for this long.
@@ -52,6 +59,9 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Banned peers: their connections are denied, existing ones closed.
+    pub blocked: allow_block_list::Behaviour<BlockedPeers>,
+    pub limits: connection_limits::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: SyncBehaviour,
     pub identify: identify::Behaviour,
@@ -133,7 +143,12 @@ fn new_behaviour(
             .with_agent_version(format!("wattled/{}", env!("CARGO_PKG_VERSION"))),
     );
     let sync = protocol::sync_behaviour(config.max_response_size, config.request_timeout);
+    let limits = ConnectionLimits::default()
+        .with_max_established_per_peer(Some(super::MAX_CONNECTIONS_PER_PEER))
+        .with_max_pending_incoming(Some(super::MAX_PENDING_INCOMING));
     Ok(Behaviour {
+        blocked: allow_block_list::Behaviour::default(),
+        limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         sync,
         identify,

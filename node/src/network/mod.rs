@@ -30,6 +30,29 @@
 //! Our own outgoing requests are not restricted: a joiner asks an (unpermitted, to it) seed for
 //! `GetParams` before it knows anything about the chain.
 //!
+//! # Per-peer limits and bans
+//!
+//! - Size: gossip payloads up to [`NetworkConfig::max_transmit_size`] (gossipsub's frame limit is
+//!   that plus `behaviour::FRAME_SLACK`; a frame over it is cut by the codec before it is read,
+//!   and libp2p does not say by whom, so only payloads between the two limits can be blamed);
+//!   sync requests up to `protocol::MAX_REQUEST_SIZE` (4 KiB), responses up to
+//!   [`NetworkConfig::max_response_size`].
+//! - Rate: each peer has a token bucket for gossip messages
+//!   ([`NetworkConfig::gossip_rate`]/s, burst [`NetworkConfig::gossip_burst`]) and one for sync
+//!   requests ([`NetworkConfig::request_rate`]/s, burst [`NetworkConfig::request_burst`]).
+//!   Gossip over the rate is dropped (`Ignore`: not forwarded) and requests over it are answered
+//!   `Denied`, before the node sees them.
+//! - Open requests: at most [`NetworkConfig::max_open_requests`] inbound requests per peer wait for
+//!   the node's answer; more are answered `Denied` at once.
+//! - Connections: at most [`MAX_CONNECTIONS_PER_PEER`] per peer and
+//!   [`MAX_PENDING_INCOMING`] handshakes in progress (libp2p `connection_limits`).
+//! - Misbehaviour: each offence (a `Reject` verdict, an oversized payload, an undecodable sync
+//!   message, traffic over a rate limit) adds points to a per-peer score that halves every minute; at
+//!   100 the peer is disconnected and banned for [`NetworkConfig::ban_duration`] (logged at
+//!   `warn`, "peer banned"): its connections are refused (libp2p `allow_block_list`; logged
+//!   "connection from a banned peer refused") and we do not dial it. The points, and why, are in
+//!   `limits`.
+//!
 //! # Seeds
 //!
 //! Seeds are dialled at start and re-dialled whenever they are not connected, with exponential
@@ -38,13 +61,15 @@
 //!
 //! Files: `ingress` (commands and the handle), `actor` (the select loop and commands) with
 //! `actor/swarm` (Swarm events), `behaviour` (libp2p behaviours and their configuration),
-//! `protocol` (sync messages), `peers` (peer table and seed dialling).
+//! `protocol` (sync messages), `peers` (peer table and seed dialling), `limits` (rate limits,
+//! misbehaviour scores and bans).
 
 mod actor;
 mod behaviour;
 mod ingress;
+mod limits;
 mod peers;
-mod protocol;
+pub(crate) mod protocol;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -62,6 +87,11 @@ pub use protocol::{Request, Response, SYNC_PROTOCOL};
 
 /// Application score given to unpermitted peers: far below gossipsub's graylist threshold.
 pub const UNPERMITTED_SCORE: f64 = -1_000.0;
+/// Connections one peer may have open with us at once (two nodes may dial each other at the
+/// same moment).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Incoming connections that may be in their handshake at once.
+pub const MAX_PENDING_INCOMING: u32 = 32;
 
 /// Everything the network needs, validated by [`spawn`].
 #[derive(Clone)]
@@ -96,6 +126,16 @@ pub struct NetworkConfig {
     pub redial_max: Duration,
     /// Capacity of the [`NetEvent`] channel.
     pub event_capacity: usize,
+    /// How long a misbehaving peer stays banned.
+    pub ban_duration: Duration,
+    /// Gossip messages per second a peer may send (sustained), and in one burst.
+    pub gossip_rate: u32,
+    pub gossip_burst: u32,
+    /// Sync requests per second a peer may make (sustained), and in one burst.
+    pub request_rate: u32,
+    pub request_burst: u32,
+    /// Inbound sync requests of one peer that may wait for the node's answer at once.
+    pub max_open_requests: usize,
 }
 
 impl NetworkConfig {
@@ -117,6 +157,16 @@ impl NetworkConfig {
             redial_min: Duration::from_secs(1),
             redial_max: Duration::from_secs(30),
             event_capacity: 1024,
+            ban_duration: Duration::from_secs(600),
+            // A publisher sends at most ~200 batches/s (5 ms relay delay) plus ~10 blocks/s; a
+            // peer also forwards what others publish.
+            gossip_rate: 1000,
+            gossip_burst: 2000,
+            // An honest node asks each peer for its status every second, plus block batches
+            // while syncing.
+            request_rate: 20,
+            request_burst: 40,
+            max_open_requests: 16,
         }
     }
 
@@ -138,6 +188,17 @@ impl NetworkConfig {
         }
         if self.redial_min.is_zero() || self.redial_min > self.redial_max {
             return Err(NetError::Config("need 0 < redial_min <= redial_max".into()));
+        }
+        let limits = [
+            self.gossip_rate,
+            self.gossip_burst,
+            self.request_rate,
+            self.request_burst,
+        ];
+        if limits.contains(&0) || self.max_open_requests == 0 {
+            return Err(NetError::Config(
+                "rate and request limits must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -182,6 +243,10 @@ pub struct PeerInfo {
     pub addr: String,
     pub inbound: bool,
     pub permitted: bool,
+    /// Connections open with the peer.
+    pub connections: u32,
+    /// Its misbehaviour score now, rounded up (banned at 100; see `limits`).
+    pub misbehaviour: u32,
 }
 
 /// What the network tells the node.

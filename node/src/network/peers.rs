@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use wattle_ledger::Address;
 
 use super::PeerInfo;
+use super::limits::{Misbehaviour, Offence, TokenBucket};
 
 /// The Wattle address named by a peer id, if the peer's key is ed25519.
 ///
@@ -34,6 +35,31 @@ pub(crate) struct PeerEntry {
     pub inbound: bool,
     pub permitted: bool,
     pub since: Instant,
+    /// Connections open with the peer.
+    pub connections: u32,
+    /// Its gossip and sync-request rate limits.
+    pub gossip: TokenBucket,
+    pub requests: TokenBucket,
+    /// Its inbound requests waiting for the node's answer.
+    pub open_requests: usize,
+    pub misbehaviour: Misbehaviour,
+}
+
+/// Why an inbound request is refused before the node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestRefusal {
+    Rate,
+    Open,
+}
+
+impl RequestRefusal {
+    /// The reason given in `Response::Denied`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            RequestRefusal::Rate => "too many requests: rate limit",
+            RequestRefusal::Open => "too many requests: open-request limit",
+        }
+    }
 }
 
 /// Peers announced to the node (ed25519 keys, admitted under the unpermitted cap).
@@ -53,6 +79,55 @@ impl PeerTable {
 
     pub fn remove(&mut self, peer: &PeerId) -> Option<PeerEntry> {
         self.peers.remove(peer)
+    }
+
+    pub fn get(&self, peer: &PeerId) -> Option<&PeerEntry> {
+        self.peers.get(peer)
+    }
+
+    pub fn set_connections(&mut self, peer: &PeerId, connections: u32) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            entry.connections = connections;
+        }
+    }
+
+    /// Whether a gossip message from `peer` is within its rate (unknown peers: no).
+    pub fn take_gossip(&mut self, peer: &PeerId, now: Instant) -> bool {
+        self.peers.get_mut(peer).is_some_and(|p| p.gossip.take(now))
+    }
+
+    /// Counts an inbound request against the peer's rate.
+    pub fn take_request(&mut self, peer: &PeerId, now: Instant) -> Result<(), RequestRefusal> {
+        let entry = self.peers.get_mut(peer).ok_or(RequestRefusal::Rate)?;
+        if entry.requests.take(now) {
+            Ok(())
+        } else {
+            Err(RequestRefusal::Rate)
+        }
+    }
+
+    /// Opens a request for the node to answer, unless `max` are open already.
+    pub fn open_request(&mut self, peer: &PeerId, max: usize) -> Result<(), RequestRefusal> {
+        match self.peers.get_mut(peer) {
+            Some(p) if p.open_requests < max => {
+                p.open_requests += 1;
+                Ok(())
+            }
+            _ => Err(RequestRefusal::Open),
+        }
+    }
+
+    /// A request opened by `open_request` was answered or abandoned.
+    pub fn close_request(&mut self, peer: &PeerId) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.open_requests = p.open_requests.saturating_sub(1);
+        }
+    }
+
+    /// Adds an offence to the peer's score; returns the new score (`None`: unknown peer).
+    pub fn offend(&mut self, peer: &PeerId, offence: Offence, now: Instant) -> Option<f64> {
+        let entry = self.peers.get_mut(peer)?;
+        Some(entry.misbehaviour.add(offence, now))
     }
 
     pub fn is_permitted(&self, peer: &PeerId) -> bool {
@@ -79,6 +154,7 @@ impl PeerTable {
     }
 
     pub fn infos(&self) -> Vec<PeerInfo> {
+        let now = Instant::now();
         let mut out: Vec<PeerInfo> = self
             .peers
             .iter()
@@ -88,6 +164,8 @@ impl PeerTable {
                 addr: p.addr.to_string(),
                 inbound: p.inbound,
                 permitted: p.permitted,
+                connections: p.connections,
+                misbehaviour: p.misbehaviour.score(now).ceil() as u32,
             })
             .collect();
         out.sort_by_key(|p| p.address);

@@ -4,7 +4,18 @@
 //! integers, nearly doubling a block). Requests are tiny, so they get a small size limit; the
 //! response limit is [`super::NetworkConfig::max_response_size`]. A payload over the limit, or
 //! one that does not decode, fails that one stream (an `InboundFailure`), never the Swarm.
+//!
+//! [`SyncCodec`] reads a whole message (to the end of the stream, at most the limit) before it
+//! decodes it, so that a fault of the *peer* (too large, or complete but undecodable) is told
+//! apart from a connection that broke mid-message (no penalty: an honest node may crash or
+//! restart, which fails with the transport's error). A bad response fails with
+//! [`std::io::ErrorKind::InvalidData`]; a bad request is read as [`SyncRequest::Invalid`], because
+//! libp2p reports a request that fails to read to nobody, and the actor must see who sent it.
 
+use std::io;
+
+use futures::io::Cursor;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite};
 use libp2p::StreamProtocol;
 use libp2p::request_response::{self, ProtocolSupport};
 use serde::{Deserialize, Serialize};
@@ -44,21 +55,139 @@ pub enum Response {
     Denied(String),
 }
 
-pub(crate) type SyncBehaviour = request_response::cbor::Behaviour<Request, Response>;
+pub(crate) type SyncBehaviour = request_response::Behaviour<SyncCodec>;
+
+/// A request as the codec carries it: ours are always `Valid`; a peer's bytes that are too large
+/// or do not decode are read as `Invalid` (the reason, for logs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SyncRequest {
+    Valid(Request),
+    Invalid(String),
+}
 
 /// The sync behaviour with our size limits and timeout.
 pub(crate) fn sync_behaviour(
     max_response_size: usize,
     timeout: std::time::Duration,
 ) -> SyncBehaviour {
-    let codec = request_response::cbor::codec::Codec::default()
-        .set_request_size_maximum(MAX_REQUEST_SIZE)
-        .set_response_size_maximum(max_response_size as u64);
     request_response::Behaviour::with_codec(
-        codec,
+        SyncCodec::new(MAX_REQUEST_SIZE, max_response_size as u64),
         [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(timeout),
     )
+}
+
+/// libp2p's CBOR codec behind a reader that takes whole messages within a size limit (see the
+/// module documentation).
+#[derive(Clone)]
+pub(crate) struct SyncCodec {
+    inner: request_response::cbor::codec::Codec<Request, Response>,
+    max_request: u64,
+    max_response: u64,
+}
+
+impl SyncCodec {
+    pub(crate) fn new(max_request: u64, max_response: u64) -> SyncCodec {
+        let inner = request_response::cbor::codec::Codec::default()
+            .set_request_size_maximum(max_request)
+            .set_response_size_maximum(max_response);
+        SyncCodec {
+            inner,
+            max_request,
+            max_response,
+        }
+    }
+}
+
+/// The whole message: transport errors as they are, one byte over `max` as `InvalidData`.
+async fn read_whole<T: AsyncRead + Unpin + Send>(io: &mut T, max: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("message over the limit of {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A complete message that does not decode is the sender's fault.
+fn undecodable(e: io::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = SyncRequest;
+    type Response = Response;
+
+    async fn read_request<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SyncRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let bytes = match read_whole(io, self.max_request).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Ok(SyncRequest::Invalid(e.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut whole = Cursor::new(bytes);
+        Ok(match self.inner.read_request(protocol, &mut whole).await {
+            Ok(request) => SyncRequest::Valid(request),
+            Err(e) => SyncRequest::Invalid(format!("undecodable: {e}")),
+        })
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Response>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let bytes = read_whole(io, self.max_response).await?;
+        let mut whole = Cursor::new(bytes);
+        self.inner
+            .read_response(protocol, &mut whole)
+            .await
+            .map_err(undecodable)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+        request: SyncRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        match request {
+            SyncRequest::Valid(request) => self.inner.write_request(protocol, io, request).await,
+            SyncRequest::Invalid(reason) => Err(io::Error::other(format!("not sent: {reason}"))),
+        }
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+        response: Response,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        self.inner.write_response(protocol, io, response).await
+    }
 }
 
 /// `Vec<u8>` as a CBOR byte string.
@@ -205,6 +334,62 @@ mod tests {
         assert!(decode(big).is_err());
         assert!(decode(vec![0xff, 0x00, 0x13]).is_err());
         assert!(decode(Vec::new()).is_err());
+    }
+
+    /// Yields `bytes`, then fails like a connection that broke.
+    struct Broken(Vec<u8>);
+
+    impl AsyncRead for Broken {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn the_peer_is_blamed_for_oversized_or_garbage_messages_not_for_broken_connections() {
+        let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+        let mut sync = SyncCodec::new(MAX_REQUEST_SIZE, 4096);
+        let read_request = |sync: &mut SyncCodec, bytes: Vec<u8>| {
+            block_on(sync.read_request(&protocol, &mut Cursor::new(bytes)))
+        };
+        let mut good = Cursor::new(Vec::new());
+        let status = SyncRequest::Valid(Request::GetStatus);
+        block_on(sync.write_request(&protocol, &mut good, status.clone())).unwrap();
+        let good = good.into_inner();
+        assert_eq!(read_request(&mut sync, good.clone()).unwrap(), status);
+        for (what, bytes) in [
+            ("garbage", vec![0xff, 0x00, 0x13]),
+            ("nothing", Vec::new()),
+            ("truncated", good[..good.len() - 1].to_vec()),
+            ("oversized", vec![0x42; MAX_REQUEST_SIZE as usize + 1]),
+        ] {
+            let read = read_request(&mut sync, bytes).unwrap();
+            assert!(matches!(read, SyncRequest::Invalid(_)), "{what}: {read:?}");
+        }
+        let invalid = SyncRequest::Invalid("x".into());
+        let mut out = Cursor::new(Vec::new());
+        assert!(block_on(sync.write_request(&protocol, &mut out, invalid)).is_err());
+        let big = encode(Response::Blocks(vec![vec![1; 5000]]));
+        let e = block_on(sync.read_response(&protocol, &mut Cursor::new(big))).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            io::ErrorKind::InvalidData,
+            "oversized response: {e}"
+        );
+        // A connection that breaks mid-message is not the peer's fault.
+        let e =
+            block_on(sync.read_request(&protocol, &mut Broken(good[..1].to_vec()))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
     }
 
     #[test]
