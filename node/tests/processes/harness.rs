@@ -84,24 +84,45 @@ pub struct Node {
     client: RpcClient,
     /// How many times this node was started (for messages).
     pub starts: u32,
+    /// Environment variables set for every start of the process (e.g. `RUST_LOG`).
+    env: Vec<(String, String)>,
+    /// The length of `debug.log` when the current process was started.
+    log_start: u64,
 }
 
 impl Node {
     /// Creates a chain in a fresh data directory and starts its first node (the admin).
     pub fn create(label: &str, chain: &str) -> Node {
+        Node::create_with_env(label, chain, &[])
+    }
+
+    /// `create` with environment variables for every start of the process.
+    pub fn create_with_env(label: &str, chain: &str, env: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         create_chain(dir.path(), chain);
-        Node::launch(label, chain, dir, chain, 0)
+        Node::launch(label, chain, dir, chain, 0, env)
     }
 
     /// Starts a new node in a fresh data directory that joins through `seed` (`CHAIN@HOST:PORT`).
     pub fn join(label: &str, seed: &str) -> Node {
-        let chain = seed.split('@').next().expect("seed has a chain name");
-        let dir = tempfile::tempdir().expect("temp dir");
-        Node::launch(label, chain, dir, seed, 0)
+        Node::join_with_env(label, seed, &[])
     }
 
-    fn launch(label: &str, chain: &str, dir: TempDir, chain_arg: &str, port: u16) -> Node {
+    /// `join` with environment variables for every start of the process.
+    pub fn join_with_env(label: &str, seed: &str, env: &[(&str, &str)]) -> Node {
+        let chain = seed.split('@').next().expect("seed has a chain name");
+        let dir = tempfile::tempdir().expect("temp dir");
+        Node::launch(label, chain, dir, seed, 0, env)
+    }
+
+    fn launch(
+        label: &str,
+        chain: &str,
+        dir: TempDir,
+        chain_arg: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Node {
         let mut node = Node {
             label: label.to_string(),
             chain: chain.to_string(),
@@ -120,6 +141,11 @@ impl Node {
                 timeout: RPC_TIMEOUT,
             },
             starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            log_start: 0,
         };
         node.spawn(chain_arg, port);
         node
@@ -139,11 +165,13 @@ impl Node {
         assert!(self.child.is_none(), "{}: already running", self.label);
         self.stdout = Lines::default();
         self.stderr = Lines::default();
+        self.log_start = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
         let mut child = Command::new(env!("CARGO_BIN_EXE_wattled"))
             .arg(chain_arg)
             .arg(format!("-datadir={}", self.root().display()))
             .arg(format!("-port={port}"))
             .arg("-rpcport=0")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -204,9 +232,33 @@ impl Node {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// Everything the current process printed on stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// The exit status if the process has exited.
-    fn exited(&mut self) -> Option<ExitStatus> {
+    pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// The node's `debug.log` (appended to by every start).
+    pub fn log_path(&self) -> PathBuf {
+        self.chain_dir().join("debug.log")
+    }
+
+    /// What the current process wrote to `debug.log` so far.
+    pub fn log_since_start(&self) -> String {
+        let log = std::fs::read(self.log_path()).unwrap_or_default();
+        let from = usize::try_from(self.log_start)
+            .unwrap_or(usize::MAX)
+            .min(log.len());
+        String::from_utf8_lossy(&log[from..]).into_owned()
+    }
+
+    /// A JSON-RPC client for the current process (its RPC port changes at every start).
+    pub fn client(&self) -> RpcClient {
+        self.client.clone()
     }
 
     /// The seed address the admin printed: `CHAIN@127.0.0.1:PORT`.
@@ -371,7 +423,7 @@ impl Node {
 
     /// The node's stdout, stderr and the tail of its debug.log, for failure messages.
     pub fn diagnostics(&self) -> String {
-        let log = std::fs::read_to_string(self.chain_dir().join("debug.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         format!(

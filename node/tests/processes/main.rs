@@ -1,6 +1,7 @@
 //! Tests with real `wattled` processes on 127.0.0.1: joining through the seed and the connect
 //! permission, transfers confirmed on every node, SIGKILL in the middle of a stream of
-//! transactions, revoking connect, and a graceful restart. Every wait is bounded.
+//! transactions, revoking connect, a graceful restart, and the crash torture (random SIGKILLs
+//! of three miners under a load of transfers and exchanges). Every wait is bounded.
 
 mod crash;
 mod harness;
@@ -8,3 +9,4 @@ mod joining;
 mod reannounce;
 mod restart;
 mod revoke;
+mod torture;
