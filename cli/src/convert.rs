@@ -106,6 +106,36 @@ pub fn params(method: &str, args: &[String]) -> Result<Vec<Value>, String> {
         .collect()
 }
 
+/// Splits a line of `wattle-cli`'s interactive mode into words, honouring single and double
+/// quotes.
+pub fn split_words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut any = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                any = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +171,15 @@ mod tests {
         );
         let q = params("sendasset", &s(&["A", "energy", "0.001"])).unwrap();
         assert_eq!(q[2].to_string(), "0.001");
+    }
+
+    #[test]
+    fn splits_quoted_words() {
+        assert_eq!(
+            split_words(r#"issue A '{"name":"x"}' 0 "a b""#),
+            vec!["issue", "A", r#"{"name":"x"}"#, "0", "a b"]
+        );
+        assert_eq!(split_words("  getinfo  "), vec!["getinfo"]);
+        assert_eq!(split_words(r#"x """#), vec!["x", ""]);
     }
 }

@@ -5,6 +5,8 @@ pub mod chain;
 pub mod daemon;
 pub mod datadir;
 pub mod devnet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mempool;
 pub mod network;
 pub mod params_file;

@@ -299,6 +299,17 @@ pub fn set(params: &mut ChainParams, name: &str, text: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// Sets one parameter from a TOML string value: text parameters exactly, others as `set` does.
+fn set_string(params: &mut ChainParams, name: &str, value: &str) -> Result<(), String> {
+    match PARAMS.iter().find(|p| p.name == name).map(|p| &p.kind) {
+        Some(Kind::Text(f)) => {
+            *f(params) = value.to_string();
+            Ok(())
+        }
+        _ => set(params, name, value),
+    }
+}
+
 /// Parses `params.toml`; every parameter must be present, known and valid.
 pub fn parse(text: &str) -> Result<ChainParams, String> {
     let table: toml::Table = text
@@ -306,12 +317,13 @@ pub fn parse(text: &str) -> Result<ChainParams, String> {
         .map_err(|e| format!("params.toml is not valid TOML: {e}"))?;
     let mut params = ChainParams::new("x");
     for (key, value) in &table {
-        let text = match value {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Float(f) => format!("{f}"),
-            other => other.to_string(),
-        };
-        set(&mut params, key, &text)?;
+        match value {
+            // A TOML string is already unquoted: a text parameter takes it as written (`set`
+            // would trim spaces and quotes, so `render` would not parse back).
+            toml::Value::String(s) => set_string(&mut params, key, s)?,
+            toml::Value::Float(f) => set(&mut params, key, &format!("{f}"))?,
+            other => set(&mut params, key, &other.to_string())?,
+        }
     }
     for p in PARAMS {
         if !table.contains_key(p.name) {
@@ -336,6 +348,30 @@ mod tests {
         assert!(text.contains("mining-diversity = 0.75"), "{text}");
         assert!(text.contains("target-block-time = 2.5"), "{text}");
         assert_eq!(parse(&text).unwrap(), p);
+    }
+
+    #[test]
+    fn text_values_round_trip_as_written() {
+        // Found by fuzzing (params_toml): `wattle-util create -chain-description='"   Mult'`
+        // kept the spaces, but reading the rendered file trimmed them, so the file did not
+        // parse back to the parameters it was written from.
+        let mut p = ChainParams::new("energybc");
+        set(&mut p, "chain-description", "\"   Mult").unwrap();
+        assert_eq!(p.chain_description, "   Mult");
+        assert_eq!(parse(&render(&p)).unwrap(), p);
+        for text in [
+            " padded ",
+            "\"quoted\"",
+            "tab\tand\nnewline",
+            "'single'",
+            "",
+        ] {
+            p.chain_description = text.to_string();
+            assert_eq!(parse(&render(&p)).unwrap(), p, "{text:?}");
+        }
+        // Other kinds still accept a quoted value.
+        let text = render(&p).replace("protocol-version = 20013", "protocol-version = \"20014\"");
+        assert_eq!(parse(&text).unwrap().protocol_version, 20014);
     }
 
     #[test]

@@ -145,42 +145,13 @@ fn interactive(client: &Client) -> Result<u8, String> {
         {
             return Ok(last);
         }
-        let words = split_words(line.trim());
+        let words = convert::split_words(line.trim());
         match words.first().map(String::as_str) {
             None => continue,
             Some("exit" | "quit" | "bye") => return Ok(last),
             Some(cmd) => last = client.call(cmd, &words[1..]),
         }
     }
-}
-
-/// Splits a line into words, honouring single and double quotes.
-fn split_words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut any = false;
-    for c in line.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                any = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if any || !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            (None, c) => cur.push(c),
-        }
-    }
-    if any || !cur.is_empty() {
-        out.push(cur);
-    }
-    out
 }
 
 impl Client {
@@ -259,20 +230,5 @@ impl Client {
             Some(v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
         }
         0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_words;
-
-    #[test]
-    fn splits_quoted_words() {
-        assert_eq!(
-            split_words(r#"issue A '{"name":"x"}' 0 "a b""#),
-            vec!["issue", "A", r#"{"name":"x"}"#, "0", "a b"]
-        );
-        assert_eq!(split_words("  getinfo  "), vec!["getinfo"]);
-        assert_eq!(split_words(r#"x """#), vec!["x", ""]);
     }
 }

@@ -182,11 +182,12 @@ impl Session {
     }
 }
 
-fn parse_reply(raw: &[u8]) -> Result<HttpReply, HttpError> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| HttpError::Malformed("no header end".into()))?;
+/// Parses a whole reply. Bytes, not text, until the body is put together: chunk sizes count
+/// bytes, and a chunk may end inside a UTF-8 character.
+pub(crate) fn parse_reply(raw: &[u8]) -> Result<HttpReply, HttpError> {
+    let end = find(raw, b"\r\n\r\n").ok_or_else(|| HttpError::Malformed("no header end".into()))?;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let body = &raw[end + 4..];
     let status_line = head.lines().next().unwrap_or("");
     let status: u16 = status_line
         .split_whitespace()
@@ -200,27 +201,40 @@ fn parse_reply(raw: &[u8]) -> Result<HttpReply, HttpError> {
     let body = if chunked {
         dechunk(body)?
     } else {
-        body.to_string()
+        body.to_vec()
     };
-    Ok(HttpReply { status, body })
+    Ok(HttpReply {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
-fn dechunk(mut body: &str) -> Result<String, HttpError> {
-    let mut out = String::new();
+/// The position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, HttpError> {
+    let mut out = Vec::new();
     loop {
-        let (size_line, rest) = body
-            .split_once("\r\n")
-            .ok_or_else(|| HttpError::Malformed("bad chunk".into()))?;
-        let size = usize::from_str_radix(size_line.trim(), 16)
-            .map_err(|_| HttpError::Malformed("bad chunk size".into()))?;
+        let line_end =
+            find(body, b"\r\n").ok_or_else(|| HttpError::Malformed("bad chunk".into()))?;
+        let size = std::str::from_utf8(&body[..line_end])
+            .ok()
+            .and_then(|line| usize::from_str_radix(line.trim(), 16).ok())
+            .ok_or_else(|| HttpError::Malformed("bad chunk size".into()))?;
+        let rest = &body[line_end + 2..];
         if size == 0 {
             return Ok(out);
         }
-        if rest.len() < size {
-            return Err(HttpError::Malformed("short chunk".into()));
+        let chunk = rest
+            .get(..size)
+            .ok_or_else(|| HttpError::Malformed("short chunk".into()))?;
+        out.extend_from_slice(chunk);
+        body = &rest[size..];
+        while let Some(next) = body.strip_prefix(b"\r\n") {
+            body = next;
         }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
     }
 }
 
@@ -298,7 +312,7 @@ impl RpcClient {
     }
 
     /// The result or the JSON-RPC error of one reply.
-    fn result_of(reply: HttpReply) -> Result<serde_json::Value, CallError> {
+    pub(crate) fn result_of(reply: HttpReply) -> Result<serde_json::Value, CallError> {
         let v: serde_json::Value = serde_json::from_str(&reply.body).map_err(|_| {
             CallError::Transport(format!("HTTP {}: {}", reply.status, reply.body.trim()))
         })?;
@@ -330,5 +344,21 @@ mod tests {
         let r = parse_reply(b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
         assert_eq!((r.status, r.body.as_str()), (404, "abcde"));
         assert!(parse_reply(b"garbage").is_err());
+    }
+
+    #[test]
+    fn chunks_count_bytes_not_characters() {
+        // Found by fuzzing (http_reply): a chunk ending inside a UTF-8 character, or a byte that
+        // is not UTF-8 before it, made the text-based dechunking slice off a character boundary
+        // and panic.
+        let r = parse_reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n\xc3\r\n1\r\n\xa9\r\n0\r\n\r\n")
+            .unwrap();
+        assert_eq!(r.body, "\u{e9}");
+        let crash = b"HTTP/1.1 500 Internal Server \xffrror\r\ntransfer-encoding: chunked\r\n\r\n1e\r\n{\"result\":null,\"1d\r\n:-8,\"mess\xfdage\":\"bad\"},\"d\":1}\r\n0\r\n\r\n";
+        assert!(matches!(parse_reply(crash), Err(HttpError::Malformed(_))));
+        assert!(
+            parse_reply(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n\xc3\xa9")
+                .is_err()
+        );
     }
 }

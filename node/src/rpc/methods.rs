@@ -280,15 +280,38 @@ fn usage(name: &str) -> RpcError {
     RpcError::new(code::MISC_ERROR, text)
 }
 
+/// The command named `method`, if `count` parameters suit it.
+fn command(method: &str, count: usize) -> Result<&'static str, RpcError> {
+    let Some(&(name, min, max, _)) = COMMANDS.iter().find(|c| c.0 == method) else {
+        return Err(RpcError::new(code::METHOD_NOT_FOUND, "Method not found"));
+    };
+    if count < min || count > max {
+        return Err(usage(name));
+    }
+    Ok(name)
+}
+
+/// The names of all commands.
+pub fn command_names() -> impl Iterator<Item = &'static str> {
+    COMMANDS.iter().map(|c| c.0)
+}
+
+/// Runs one command on the node state directly, as [`Rpc::dispatch`] does on the chain actor
+/// (same name and count checks); `stop` and `getpeerinfo`, which need the running node, answer
+/// "not supported". For fuzzing.
+#[doc(hidden)]
+pub fn dispatch_on_state(s: &mut NodeState, method: &str, params: &[Value], version: &str) -> R {
+    match command(method, params.len())? {
+        "help" => help(params),
+        "stop" | "getpeerinfo" => Err(RpcError::new(code::NOT_SUPPORTED, "needs the running node")),
+        name => run(s, name, params, version),
+    }
+}
+
 impl Rpc {
     /// Runs one command.
     pub async fn dispatch(&self, method: String, params: Vec<Value>) -> R {
-        let Some(&(name, min, max, _)) = COMMANDS.iter().find(|c| c.0 == method) else {
-            return Err(RpcError::new(code::METHOD_NOT_FOUND, "Method not found"));
-        };
-        if params.len() < min || params.len() > max {
-            return Err(usage(name));
-        }
+        let name = command(&method, params.len())?;
         match name {
             "help" => help(&params),
             "stop" => {
