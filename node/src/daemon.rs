@@ -52,6 +52,8 @@ Options:
   -externalip=IP      address shown in nodeaddress (default 127.0.0.1)
   -bantime=S          seconds a misbehaving peer stays disconnected and refused (default 600)
   -shortoutput        print only the node's address when joining
+  -reindex            rebuild the state database from the block files (done by itself when
+                      the database lost the chain the block files hold)
   -debug              verbose logging in debug.log
   -exit               devnet: stop after the trade instead of waiting for Ctrl-C
   -daemon             accepted for MultiChain compatibility (run it in the background yourself)
@@ -77,6 +79,8 @@ pub struct Options {
     pub externalip: Option<String>,
     /// `-bantime` (seconds).
     pub bantime: Option<u64>,
+    /// `-reindex`: rebuild the state database from the block files before starting.
+    pub reindex: bool,
     pub shortoutput: bool,
     pub debug: bool,
     /// devnet: stop after the trade instead of waiting for Ctrl-C.
@@ -136,6 +140,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 }
                 "externalip" => opts.externalip = Some(need(value)?),
                 "bantime" => opts.bantime = Some(count(name, &need(value)?)? as u64),
+                "reindex" => opts.reindex = true,
                 "shortoutput" => opts.shortoutput = true,
                 "debug" => opts.debug = true,
                 "exit" => opts.exit = true,
@@ -276,6 +281,61 @@ fn read_seed(dir: &DataDir) -> Option<(String, u16)> {
     Some((h.to_string(), p.parse().ok()?))
 }
 
+/// Opens the store, first rebuilding it from the block files when asked (`-reindex`) or when
+/// the state database lost the chain the block files hold (or a rebuild was interrupted).
+fn open_store(dir: &DataDir, opts: &Options, wallet: &Wallet) -> Result<Arc<Store>, String> {
+    let open = || Store::open(&dir.store_path()).map_err(|e| format!("cannot open the store: {e}"));
+    let why = if opts.reindex {
+        "-reindex"
+    } else if crate::reindex::interrupted(&dir.store_path()) {
+        "an earlier rebuild was interrupted"
+    } else {
+        let store = match open() {
+            Ok(store) => store,
+            Err(e) => {
+                return Err(format!(
+                    "{e}\n(if the state database is damaged, `wattled {} -reindex` rebuilds it from the block files)",
+                    opts.chain
+                ));
+            }
+        };
+        if !crate::reindex::needed(&dir.store_path(), &store).map_err(|e| e.to_string())? {
+            return Ok(Arc::new(store));
+        }
+        "the state database holds no chain but the block files do"
+    };
+    let text = std::fs::read_to_string(dir.params_path()).map_err(|e| {
+        format!(
+            "cannot rebuild the state database ({why}): cannot read {}: {e}",
+            dir.params_path().display()
+        )
+    })?;
+    let params = crate::params_file::parse(&text)?;
+    tracing::warn!("rebuilding the state database from the block files: {why}");
+    eprintln!("Rebuilding the state database from the block files ({why})...");
+    let report = crate::reindex::rebuild(
+        &dir.store_path(),
+        &params,
+        Some(wallet.identity().address()),
+    )
+    .map_err(|e| format!("cannot rebuild the state database: {e}"))?;
+    let stopped = report
+        .stopped
+        .as_ref()
+        .map(|s| format!("; stopped early: {s}"))
+        .unwrap_or_default();
+    tracing::warn!(
+        records = report.records,
+        height = report.height,
+        "state database rebuilt{stopped}"
+    );
+    eprintln!(
+        "Rebuilt from {} block records: tip height {}{stopped}",
+        report.records, report.height
+    );
+    Ok(Arc::new(open()?))
+}
+
 /// Runs a node until it is stopped (`stop`, SIGINT, SIGTERM) or fails. `started` receives the
 /// bound ports once the node is up.
 pub async fn run(
@@ -301,10 +361,8 @@ pub async fn run(
             dir.chain_dir().display()
         ),
     }
-    let store = Arc::new(
-        Store::open(&dir.store_path()).map_err(|e| format!("cannot open the store: {e}"))?,
-    );
     let wallet = Wallet::open_or_create(&dir.wallet_path()).map_err(|e| e.to_string())?;
+    let store = open_store(&dir, &opts, &wallet)?;
     let mut created = false;
     let seed = opts.seed.clone().or_else(|| read_seed(&dir));
     if !store.is_initialized() {
@@ -619,7 +677,7 @@ mod tests {
         let Command::Run(o) = parse_args(&args(
             "energybc -rpcallowip=192.168.0.0/16 -rpcallowip=10.0.0.1,fd00::/8 -rpcbind=0.0.0.0 \
              -rpcbind=[::1]:9000 -rpcworkqueue=4 -rpcmaxconnections=9 -rpcservertimeout=2 \
-             -bantime=3",
+             -bantime=3 -reindex",
         ))
         .unwrap() else {
             panic!()
@@ -634,6 +692,7 @@ mod tests {
             (Some(4), Some(9), Some(2))
         );
         assert_eq!(o.bantime, Some(3));
+        assert!(o.reindex);
         for bad in [
             "energybc -rpcallowip=*",
             "energybc -rpcallowip=1.2.3.4/40",

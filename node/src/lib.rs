@@ -10,6 +10,7 @@ pub mod fuzzing;
 pub mod mempool;
 pub mod network;
 pub mod params_file;
+pub mod reindex;
 pub mod rpc;
 pub mod store;
 pub mod wallet;

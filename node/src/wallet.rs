@@ -139,7 +139,12 @@ impl Wallet {
         let key = Self::fresh_key();
         let address = key.address();
         self.keys.push(key);
-        self.save()?;
+        // A key that is not on disk must not be handed out: coins sent to it would be lost at
+        // the next start (a full disk, for one).
+        if let Err(e) = self.save() {
+            self.keys.pop();
+            return Err(e);
+        }
         Ok(address)
     }
 
@@ -152,20 +157,30 @@ impl Wallet {
     }
 
     pub fn lock(&mut self, outpoints: &[OutPoint]) -> Result<(), WalletError> {
-        self.locked.extend(outpoints.iter().copied());
-        self.save_locks()
+        self.change_locks(|l| l.extend(outpoints.iter().copied()))
     }
 
     pub fn unlock(&mut self, outpoints: &[OutPoint]) -> Result<(), WalletError> {
-        for o in outpoints {
-            self.locked.remove(o);
-        }
-        self.save_locks()
+        self.change_locks(|l| {
+            for o in outpoints {
+                l.remove(o);
+            }
+        })
     }
 
     pub fn unlock_all(&mut self) -> Result<(), WalletError> {
-        self.locked.clear();
-        self.save_locks()
+        self.change_locks(BTreeSet::clear)
+    }
+
+    /// Changes the locks in memory and on disk, or in neither (a failed write restores them).
+    fn change_locks(&mut self, f: impl FnOnce(&mut BTreeSet<OutPoint>)) -> Result<(), WalletError> {
+        let before = self.locked.clone();
+        f(&mut self.locked);
+        let saved = self.save_locks();
+        if saved.is_err() {
+            self.locked = before;
+        }
+        saved
     }
 
     /// Drops locks on coins that no longer exist (their spend confirmed).
@@ -304,5 +319,30 @@ mod tests {
         assert!(w2.is_locked(&op));
         std::fs::write(&path, "zz\n").unwrap();
         assert!(Wallet::open_or_create(&path).is_err());
+    }
+
+    #[test]
+    fn a_key_or_lock_that_cannot_be_written_is_not_kept() {
+        // Found on a full disk: getnewaddress failed, but the key stayed in memory and was
+        // listed and used — coins sent to it would have been lost at the next start.
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("chain");
+        std::fs::create_dir(&sub).unwrap();
+        let mut w = Wallet::open_or_create(&sub.join("wallet.keys")).unwrap();
+        let op = OutPoint {
+            txid: Hash256([9; 32]),
+            vout: 3,
+        };
+        w.lock(&[op]).unwrap();
+        let addresses = w.addresses();
+        // No directory to write into: every write fails.
+        std::fs::remove_dir_all(&sub).unwrap();
+        assert!(w.new_address().is_err());
+        assert_eq!(w.addresses(), addresses);
+        let other = OutPoint { vout: 4, ..op };
+        assert!(w.lock(&[other]).is_err());
+        assert!(w.unlock(&[op]).is_err());
+        assert!(w.unlock_all().is_err());
+        assert_eq!(w.locked().iter().copied().collect::<Vec<_>>(), vec![op]);
     }
 }

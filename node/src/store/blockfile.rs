@@ -165,6 +165,71 @@ pub fn read_payload(dir: &Path, loc: &RecordLoc) -> Result<Vec<u8>, StoreError> 
     }
 }
 
+/// Every record of the block files in `dir`, in file and offset order (what a rebuild of the
+/// derived state replays). Ends at the first damaged record (`Some(Err(..))` describes it, then
+/// `None`): what follows a damaged record cannot be trusted to be in order.
+pub struct Records {
+    dir: PathBuf,
+    numbers: std::vec::IntoIter<u32>,
+    current: Option<(PathBuf, u64, BufReader<File>)>,
+    done: bool,
+}
+
+impl Records {
+    /// The records of the block files in `dir` (none if it has no files).
+    pub fn open(dir: &Path) -> Result<Records, StoreError> {
+        Ok(Records {
+            dir: dir.to_path_buf(),
+            numbers: file_numbers(dir)?.into_iter(),
+            current: None,
+            done: false,
+        })
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<Vec<u8>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let Some((path, offset, reader)) = &mut self.current else {
+                let number = self.numbers.next()?;
+                let path = self.dir.join(file_name(number));
+                match File::open(&path) {
+                    Ok(file) => {
+                        self.current = Some((path, 0, BufReader::with_capacity(1 << 20, file)))
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(io_error("open", &path)(e)));
+                    }
+                }
+                continue;
+            };
+            match read_record(reader) {
+                Ok(None) => self.current = None,
+                Ok(Some(Ok(payload))) => {
+                    *offset += HEADER_LEN + payload.len() as u64;
+                    return Some(Ok(payload));
+                }
+                Ok(Some(Err(damage))) => {
+                    self.done = true;
+                    return Some(Err(StoreError::CorruptRecord {
+                        path: path.clone(),
+                        offset: *offset,
+                        why: damage.describe(),
+                    }));
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(io_error("read", path)(e)));
+                }
+            }
+        }
+        None
+    }
+}
+
 /// The numbers of the block files in `dir`, ascending.
 fn file_numbers(dir: &Path) -> Result<Vec<u32>, StoreError> {
     let mut numbers = Vec::new();

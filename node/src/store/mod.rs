@@ -28,7 +28,7 @@ mod model_tests;
 #[cfg(test)]
 mod tests;
 
-pub use blockfile::{FilePos, MAX_FILE_BYTES, RecordLoc};
+pub use blockfile::{FilePos, MAX_FILE_BYTES, RecordLoc, Records};
 pub use index::{BlockEntry, kind, meta};
 
 use blockfile::BlockFiles;

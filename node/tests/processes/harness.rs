@@ -103,6 +103,12 @@ impl Node {
         Node::launch(label, chain, dir, chain, 0, env)
     }
 
+    /// `create` in a given (empty) data directory, e.g. one on a small file system.
+    pub fn create_in(label: &str, chain: &str, dir: TempDir) -> Node {
+        create_chain(dir.path(), chain);
+        Node::launch(label, chain, dir, chain, 0, &[])
+    }
+
     /// Starts a new node in a fresh data directory that joins through `seed` (`CHAIN@HOST:PORT`).
     pub fn join(label: &str, seed: &str) -> Node {
         Node::join_with_env(label, seed, &[])
@@ -147,7 +153,7 @@ impl Node {
                 .collect(),
             log_start: 0,
         };
-        node.spawn(chain_arg, port);
+        node.spawn(chain_arg, port, &[]);
         node
     }
 
@@ -161,7 +167,7 @@ impl Node {
 
     /// Starts the process and waits until it prints its RPC port; then reads its p2p port from
     /// `getinfo`.
-    fn spawn(&mut self, chain_arg: &str, port: u16) {
+    fn spawn(&mut self, chain_arg: &str, port: u16, extra: &[&str]) {
         assert!(self.child.is_none(), "{}: already running", self.label);
         self.stdout = Lines::default();
         self.stderr = Lines::default();
@@ -171,6 +177,7 @@ impl Node {
             .arg(format!("-datadir={}", self.root().display()))
             .arg(format!("-port={port}"))
             .arg("-rpcport=0")
+            .args(extra)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -222,9 +229,51 @@ impl Node {
     /// Restarts a stopped or killed node with plain `wattled CHAIN -datadir=DIR` (no seed: a
     /// joiner remembers it), on the same p2p port so that peers that know it find it again.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// `restart` with more options (e.g. `-reindex`).
+    pub fn restart_with(&mut self, extra: &[&str]) {
         let chain = self.chain.clone();
         let port = self.p2p_port;
-        self.spawn(&chain, port);
+        self.spawn(&chain, port, extra);
+    }
+
+    /// Runs `wattled` on this (stopped) node's data directory with `extra` options and waits at
+    /// most `timeout` for it to exit: (exit status, or `None` if it was still running and was
+    /// killed; stdout; stderr). For starts that are expected to fail.
+    pub fn run_to_exit(&self, extra: &[&str], timeout: Duration) -> (Option<ExitStatus>, String) {
+        assert!(self.child.is_none(), "{}: still running", self.label);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wattled"))
+            .arg(&self.chain)
+            .arg(format!("-datadir={}", self.root().display()))
+            .arg("-port=0")
+            .arg("-rpcport=0")
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wattled");
+        let output = Lines::default();
+        capture(child.stdout.take().unwrap(), output.clone());
+        capture(child.stderr.take().unwrap(), output.clone());
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for wattled") {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The capture threads end with the pipes; give them a moment to take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        let text = output.lock().unwrap().join("\n");
+        (status, text)
     }
 
     /// Everything the current process printed on stdout so far.
@@ -235,6 +284,12 @@ impl Node {
     /// Everything the current process printed on stderr so far.
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Forgets a process that exited by itself (so that it can be started again).
+    pub fn forget_exited(&mut self) {
+        assert!(self.exited().is_some(), "{}: still running", self.label);
+        self.child = None;
     }
 
     /// The exit status if the process has exited.

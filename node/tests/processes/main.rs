@@ -4,6 +4,7 @@
 //! of three miners under a load of transfers and exchanges). Every wait is bounded.
 
 mod crash;
+mod damage;
 mod harness;
 mod joining;
 mod reannounce;
