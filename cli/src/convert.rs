@@ -83,8 +83,12 @@ const CONVERT: &[(&str, usize, bool)] = &[
     ("stop", 0, false),
     ("placeorder", 3, false),
     ("placeorder", 5, false),
+    ("listorders", 0, true),
+    ("listorders", 4, false),
+    ("listorders", 5, false),
     ("getorderbook", 2, false),
     ("listtrades", 2, false),
+    ("listtrades", 3, false),
 ];
 
 /// Converts command-line arguments to JSON params for `method`.
@@ -171,6 +175,73 @@ mod tests {
         );
         let q = params("sendasset", &s(&["A", "energy", "0.001"])).unwrap();
         assert_eq!(q[2].to_string(), "0.001");
+    }
+
+    #[test]
+    fn converts_the_order_book_commands() {
+        let p = params(
+            "placeorder",
+            &s(&["A", "buy", "energy", "0.2", "ecoin", "105.5"]),
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            vec![
+                json!("A"),
+                json!("buy"),
+                json!("energy"),
+                json!(0.2),
+                json!("ecoin"),
+                json!(105.5)
+            ]
+        );
+        // Exact decimal text reaches the node (arbitrary precision, never a float).
+        assert_eq!(p[3].to_string(), "0.2");
+        let tiny = params(
+            "placeorder",
+            &s(&["A", "sell", "e", "1", "q", "0.00000001"]),
+        )
+        .unwrap();
+        assert_eq!(tiny[5].to_string(), "0.00000001");
+        assert_eq!(
+            params("placeorder", &s(&["A", "sell", "e", "ten", "q", "1"])).unwrap_err(),
+            "Error parsing JSON:ten"
+        );
+        assert_eq!(
+            params("cancelorder", &s(&["A", "00ff"])).unwrap(),
+            vec![json!("A"), json!("00ff")]
+        );
+        assert_eq!(
+            params(
+                "listorders",
+                &s(&["*", "energy", "ecoin", "all", "5", "-5"])
+            )
+            .unwrap(),
+            vec![
+                json!("*"),
+                json!("energy"),
+                json!("ecoin"),
+                json!("all"),
+                json!(5),
+                json!(-5)
+            ]
+        );
+        assert_eq!(
+            params("listorders", &s(&[r#"["A","B"]"#])).unwrap(),
+            vec![json!(["A", "B"])]
+        );
+        assert_eq!(
+            params("getorderbook", &s(&["energy", "ecoin", "3"])).unwrap()[2],
+            json!(3)
+        );
+        assert_eq!(
+            params("listtrades", &s(&["energy", "ecoin", "10", "0"])).unwrap()[2..],
+            [json!(10), json!(0)]
+        );
+        assert_eq!(
+            params("getorder", &s(&["00ff"])).unwrap(),
+            vec![json!("00ff")]
+        );
     }
 
     #[test]

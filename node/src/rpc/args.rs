@@ -92,6 +92,33 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// MultiChain's `count` / `start` paging (`mc_AdjustStartAndCount`) over `size` items, with
+    /// the parameters at `at` and `at + 1`: count defaults to `default_count`, start to -count
+    /// (the last `count` items), and a negative start counts from the end.
+    pub fn window(
+        &self,
+        at: usize,
+        default_count: i64,
+        size: usize,
+    ) -> Result<std::ops::Range<usize>, RpcError> {
+        let mut count = self.int_or(at, default_count)?;
+        if count < 0 {
+            return Err(RpcError::new(code::INVALID_PARAMETER, "Invalid count"));
+        }
+        let size = size as i64;
+        let mut start = self.int_or(at + 1, -count)?;
+        if start < 0 {
+            start += size;
+            if start < 0 {
+                count += start;
+                start = 0;
+            }
+        }
+        let start = start.min(size);
+        let take = count.min(size - start).max(0);
+        Ok(start as usize..(start + take) as usize)
+    }
+
     /// A native amount: must be absent or 0 (Wattle has no native currency).
     pub fn native_zero(&self, i: usize) -> Result<(), RpcError> {
         match self.get(i) {

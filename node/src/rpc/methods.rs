@@ -262,6 +262,42 @@ const COMMANDS: &[(&str, usize, usize, &str)] = &[
         "listunspent ( minconf maxconf [\"address\",...] )\nReturns array of unspent transaction outputs.",
     ),
     (
+        "placeorder",
+        6,
+        6,
+        "placeorder \"from-address\" \"side\" \"base-asset\" quantity \"quote-asset\" price\nPlaces an order in the on-chain order book of the market (base-asset, quote-asset), signed by from-address; returns the txid, which is the order id.\n\nArguments:\n1. \"from-address\"  (string, required) Wallet address that escrows what the order sells and receives its fills. Needs send and receive.\n2. \"side\"          (string, required) \"sell\" (sell the base for the quote) or \"buy\" (buy the base with the quote)\n3. \"base-asset\"    (string, required) Asset name, ref or issue txid of the base\n4. quantity        (numeric, required) Base quantity, in the base's display units\n5. \"quote-asset\"   (string, required) Asset name, ref or issue txid of the quote\n6. price           (numeric, required) Limit price: quote per one base, display units, at most 8 decimal places\n\nA sell order escrows quantity of the base; a buy order escrows quantity * price of the quote and is refunded what better prices save. Orders match inside block application, best price then oldest first, each fill at the resting order's price; partial fills leave the remainder resting. Quantities are exact: the quantity must be a whole number of the base's units and of the lots the units allow at that price (e.g. a base in 0.001 units at 105 of an indivisible quote trades in lots of 0.2 for 21), else error -8.\n\nResult:\n\"txid\"  (string) The order id",
+    ),
+    (
+        "cancelorder",
+        2,
+        2,
+        "cancelorder \"from-address\" \"order-id\"\nCancels an open order of from-address (its owner, in this wallet); what is left in escrow returns to it when the cancellation is confirmed. Returns the txid.\n\nArguments:\n1. \"from-address\"  (string, required) The order's owner\n2. \"order-id\"      (string, required) The txid that placed the order\n\nResult:\n\"txid\"  (string) The cancelling transaction",
+    ),
+    (
+        "listorders",
+        0,
+        6,
+        "listorders ( \"address(es)\" \"base-asset\" \"quote-asset\" \"status\" count start )\nReturns orders of the on-chain order book (confirmed state), in the order they were placed.\n\nArguments:\n1. \"address(es)\"   (string or array, optional, default=*) Owners: an address, a comma-separated list, an array, or * for all\n2. \"base-asset\"    (string, optional, default=*) Only orders trading this asset; quantities and prices are shown against it\n3. \"quote-asset\"   (string, optional, default=*) Only orders trading this asset\n4. \"status\"        (string, optional, default=open) open, filled, cancelled or all\n5. count           (numeric, optional, default=INT_MAX) The number of orders to display\n6. start           (numeric, optional, default=-count - last) Start from specific order, 0 based, if negative - from the end\n\nResult: [{\"id\", \"owner\", \"side\" (sell|buy the base), \"base\", \"quote\", \"price\" (quote per base), \"quantity\", \"remaining\", \"filled\" (base), \"status\", \"height\", \"time\" (placed), \"closedheight\", \"fills\"}]. Without a base asset, a sell order's base is what it sells and a buy order's what it buys.",
+    ),
+    (
+        "getorder",
+        1,
+        1,
+        "getorder \"order-id\"\nReturns one order as listorders shows it, with its fills under \"trades\" (as listtrades shows them).",
+    ),
+    (
+        "getorderbook",
+        2,
+        3,
+        "getorderbook \"base-asset\" \"quote-asset\" ( levels )\nReturns the depth of the on-chain order book per price level (confirmed state), best levels first.\n\nArguments:\n1. \"base-asset\"    (string, required) Asset name, ref or issue txid of the base\n2. \"quote-asset\"   (string, required) Asset name, ref or issue txid of the quote\n3. levels          (numeric, optional, default=20) Price levels per side\n\nResult: {\"base\", \"quote\", \"asks\": [{\"price\" (quote per base), \"quantity\" (base), \"value\" (quote), \"orders\"}] lowest price first, \"bids\": [...] highest price first}",
+    ),
+    (
+        "listtrades",
+        2,
+        4,
+        "listtrades \"base-asset\" \"quote-asset\" ( count start )\nReturns the fills of the on-chain order book in a market (confirmed state), oldest first.\n\nArguments:\n1. \"base-asset\"    (string, required) Asset name, ref or issue txid of the base\n2. \"quote-asset\"   (string, required) Asset name, ref or issue txid of the quote\n3. count           (numeric, optional, default=10) The number of trades to display\n4. start           (numeric, optional, default=-count - last) Start from specific trade, 0 based, if negative - from the end\n\nResult: [{\"txid\" (the transaction that traded), \"height\", \"time\", \"side\" (the incoming order's: buy or sell of the base), \"price\" (quote per base, the resting order's), \"quantity\" (base), \"value\" (quote), \"buyer\", \"seller\", \"maker\" (resting order id), \"taker\" (incoming order id)}]",
+    ),
+    (
         "help",
         0,
         1,
@@ -467,33 +503,24 @@ fn run(s: &mut NodeState, name: &str, params: &[Value], version: &str) -> R {
         "lockunspent" => super::exchange::lockunspent(s, &a),
         "listlockunspent" => super::exchange::listlockunspent(s),
         "listunspent" => super::exchange::listunspent(s, &a),
+        "placeorder" => super::orders::placeorder(s, &a),
+        "cancelorder" => super::orders::cancelorder(s, &a),
+        "listorders" => super::orders::listorders(s, &a),
+        "getorder" => super::orders::getorder(s, &a),
+        "getorderbook" => super::orders::getorderbook(s, &a),
+        "listtrades" => super::orders::listtrades(s, &a),
         _ => Err(RpcError::new(code::METHOD_NOT_FOUND, "Method not found")),
     }
 }
 
-/// MultiChain's `count` / `start` paging (`mc_AdjustStartAndCount`) with the parameters at
-/// `at` and `at + 1`: count defaults to all, start to -count (the last `count` items), and a
-/// negative start counts from the end.
+/// MultiChain's `count` / `start` paging with the parameters at `at` and `at + 1`
+/// ([`Args::window`]; count defaults to all).
 fn page<T>(items: Vec<T>, a: &Args, at: usize) -> Result<Vec<T>, RpcError> {
-    let count = a.int_or(at, i32::MAX as i64)?;
-    if count < 0 {
-        return Err(RpcError::new(code::INVALID_PARAMETER, "Invalid count"));
-    }
-    let size = items.len() as i64;
-    let mut start = a.int_or(at + 1, -count)?;
-    let mut count = count;
-    if start < 0 {
-        start += size;
-        if start < 0 {
-            count += start;
-            start = 0;
-        }
-    }
-    let take = count.min(size - start).max(0);
+    let range = a.window(at, i32::MAX as i64, items.len())?;
     Ok(items
         .into_iter()
-        .skip(start.min(size) as usize)
-        .take(take as usize)
+        .skip(range.start)
+        .take(range.len())
         .collect())
 }
 

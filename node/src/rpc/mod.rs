@@ -1,6 +1,7 @@
 //! JSON-RPC: the wire-compatible server core (`server`, with `access`: `rpcallowip` and
 //! `rpcbind`) and MultiChain's command set
-//! (`methods`), with parameter reading (`args`), conversions to MultiChain's JSON shapes
+//! (`methods`, with the order book's commands in `orders` and their conversions in `price`), with
+//! parameter reading (`args`), conversions to MultiChain's JSON shapes
 //! (`convert`) and wallet transaction building (`build`).
 
 pub mod access;
@@ -10,6 +11,8 @@ pub mod client;
 pub mod convert;
 pub mod exchange;
 pub mod methods;
+pub mod orders;
+pub mod price;
 pub mod server;
 
 pub use methods::Rpc;
