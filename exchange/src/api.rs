@@ -5,7 +5,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::remote::BaseUrl;
-use crate::{Role, ServiceConfig, admin, consumer, offers, producer, site};
+use crate::{Role, ServiceConfig, admin, consumer, offers, orders, producer, site};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -30,6 +30,8 @@ pub struct Service {
     pub assets_ready: tokio::sync::Mutex<bool>,
     /// Admin: per offer, how many checks in a row did not find its bid's transaction.
     pub misses: std::sync::Mutex<HashMap<u64, u32>>,
+    /// The multiples (raw units per display unit) of the assets seen, by name.
+    pub multiples: std::sync::Mutex<HashMap<String, u32>>,
 }
 
 pub type Shared = Arc<Service>;
@@ -131,7 +133,10 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
 fn api_routes(role: Role) -> Router<Shared> {
     let common = Router::new()
         .route("/api/status", get(status))
-        .route("/api/balances", get(balances));
+        .route("/api/balances", get(balances))
+        .route("/api/orderbook", get(orders::orderbook))
+        .route("/api/trades", get(orders::trades))
+        .route("/api/orders", get(orders::orders));
     let own = match role {
         Role::Admin => Router::new()
             .route("/api/admin/connect_node", post(admin::connect_node))
@@ -153,7 +158,9 @@ fn api_routes(role: Role) -> Router<Shared> {
             .route(
                 "/api/producer/propose_exchange",
                 post(producer::propose_exchange),
-            ),
+            )
+            .route("/api/producer/sell_order", post(orders::sell_order))
+            .route("/api/producer/cancel_order", post(orders::cancel_order)),
         Role::Consumer => Router::new()
             .route("/api/consumer/reg_exchange_ip", post(site::reg_exchange_ip))
             .route(
@@ -163,7 +170,9 @@ fn api_routes(role: Role) -> Router<Shared> {
             .route(
                 "/api/consumer/accept_exchange",
                 post(consumer::accept_exchange),
-            ),
+            )
+            .route("/api/consumer/buy_order", post(orders::buy_order))
+            .route("/api/consumer/cancel_order", post(orders::cancel_order)),
     };
     let forwarded = match role {
         Role::Admin => Router::new(),
@@ -197,6 +206,7 @@ pub fn router(config: ServiceConfig) -> Result<(Router, Shared), String> {
         writes: Default::default(),
         assets_ready: Default::default(),
         misses: Default::default(),
+        multiples: Default::default(),
     });
     let router = api_routes(config.role)
         .with_state(service.clone())

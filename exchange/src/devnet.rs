@@ -1,8 +1,9 @@
 //! `wattle-exchange devnet`: the whole market on one machine. It starts an admin, a producer and
 //! a consumer node (each with its own data directory, in this process) and their three exchange
 //! services on 127.0.0.1, performs the paper's setup and one trade through the services' REST
-//! APIs (connect both sites, request and approve ecoin, issue energy, offer, buy), prints the
-//! three UI addresses and runs until Ctrl-C. Then it stops every service and node; it removes
+//! APIs (connect both sites, request and approve ecoin, issue energy, offer, buy), then one
+//! trade through the chain's order book (the producer sells 10 kWh at 100 ecoin, the consumer
+//! buys 3 of them, 7 kWh stay in the book), prints the three UI addresses and runs until Ctrl-C. Then it stops every service and node; it removes
 //! nothing: the data stays in the directory it printed.
 //!
 //! [`start`] is the same without the command line, for tests (`trade: false` leaves the
@@ -19,7 +20,8 @@ const USAGE: &str = "Usage: wattle-exchange devnet [-datadir=DIR] [-exit]
 
 Starts an admin, a producer and a consumer node and their exchange services on 127.0.0.1,
 performs the paper's setup and one trade (1 kWh of energy for 1000 ecoin) through the services,
-prints the address of each service's browser UI, and runs until Ctrl-C.
+then one through the order book (10 kWh offered at 100 ecoin per kWh, 3 kWh bought, 7 kWh left
+in the book), prints the address of each service's browser UI, and runs until Ctrl-C.
 
   -datadir=DIR  keep everything in DIR (default: a new directory under the system's temporary
                 directory); a directory used before is started again without a new trade
@@ -118,7 +120,10 @@ pub async fn start(root: &Path, trade: bool) -> Result<Devnet, String> {
             .iter()
             .map(|s| (s.role.to_string(), s.rpc.clone()))
             .collect();
-        let outcome = paper_trade(&a, &p, &c, &sites).await;
+        let mut outcome = paper_trade(&a, &p, &c, &sites).await;
+        if outcome.is_ok() {
+            outcome = order_book_trade(&p, &c, &sites).await;
+        }
         if let Err(e) = outcome {
             devnet.stop().await;
             return Err(e);
@@ -303,6 +308,71 @@ async fn paper_trade(
         balances(consumer).await?
     );
     Ok(())
+}
+
+/// One trade through the order book, leaving the book with an ask: the producer issues and
+/// sells 10 kWh at 100 ecoin per kWh, the consumer buys 3 kWh of it (at up to 110).
+async fn order_book_trade(
+    producer: &str,
+    consumer: &str,
+    sites: &[(String, RpcClient)],
+) -> Result<(), String> {
+    let v = rest(
+        producer,
+        "/api/producer/issue_energy",
+        Some(json!({"qty": 10})),
+    )
+    .await?;
+    show("P", "issue_energy 10 kWh", &v);
+    confirmed_everywhere(sites, v["txid"].as_str().unwrap_or("")).await?;
+    let v = rest(
+        producer,
+        "/api/producer/sell_order",
+        Some(json!({"qty": 10, "price": 100})),
+    )
+    .await?;
+    show(
+        "P",
+        "sell_order 10 kWh at 100 ecoin/kWh (rests in the order book)",
+        &summary(&v["order"]),
+    );
+    let v = rest(
+        consumer,
+        "/api/consumer/buy_order",
+        Some(json!({"qty": 3, "price": 110})),
+    )
+    .await?;
+    show(
+        "C",
+        "buy_order 3 kWh at up to 110 ecoin/kWh (filled at 100)",
+        &summary(&v["order"]),
+    );
+    let book = rest(consumer, "/api/orderbook", None).await?;
+    let asks: Vec<String> = book["asks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| format!("{} kWh at {}", l["qty"], l["price"]))
+        .collect();
+    println!("   the order book asks: {}", asks.join(", "));
+    println!(
+        "   producer holds {}; consumer holds {}",
+        balances(producer).await?,
+        balances(consumer).await?
+    );
+    Ok(())
+}
+
+/// An order's progress, short enough for one line.
+fn summary(order: &Value) -> Value {
+    json!({
+        "side": order["side"],
+        "qty": order["qty"],
+        "price": order["price"],
+        "filled": order["filled"],
+        "remaining": order["remaining"],
+        "status": order["status"],
+    })
 }
 
 /// `wattle-exchange devnet [-datadir=DIR] [-exit]`.

@@ -15,8 +15,8 @@
 //! state of a record is at fault, 5xx only when the node, the exchange service or the database
 //! failed (codes: `invalid_request`, `invalid_address`, `unknown_type`, `not_found`,
 //! `already_issued`, `already_taken`, `already_listed`, `insufficient_funds`, `invalid_offer`,
-//! `invalid_bid`, `invalid_exchange`, `not_permitted` (403), `no_exchange`, `node_rejected`,
-//! `rejected`; 5xx: `node_unreachable`, `node_error`, `exchange_unreachable`, `timeout`,
+//! `invalid_bid`, `invalid_exchange`, `not_permitted` (403), `no_exchange`, `no_market`,
+//! `order_closed` (409), `node_rejected`, `rejected`; 5xx: `node_unreachable`, `node_error`, `exchange_unreachable`, `timeout`,
 //! `storage_error`). Errors the exchange returns to a producer's or consumer's forwarded call
 //! keep their status and code.
 //!
@@ -41,6 +41,12 @@
 //! | producer, consumer | `GET /api/exchange_list?...` | | the admin's `exchange_list` with the same query | `no_exchange`, the admin's |
 //! | producer, consumer | `GET /api/ecoin_requests?status=` | | the admin's `ecoin_requests` for this site's address | `no_exchange`, the admin's |
 //! | admin | `GET /api/exchange_list`, `GET /api/ecoin_requests` | | the same as the `/api/admin/` ones | |
+//! | all | `GET /api/orderbook?levels=N` (1–100, default 20) | | `{base: "energy", quote: "ecoin", asks: [{price, qty, value, orders}], bids: [..], height}`: depth per price level, best first (asks lowest, bids highest); `qty` kWh, `price` ecoin per kWh, `value` ecoin; empty while the chain has no market | 400 bad `levels` |
+//! | all | `GET /api/trades?count=N` (1–500, default 50) | | `[{txid, height, time, side, price, qty, value, buyer, seller, maker, taker}]`, newest first (`side`: the incoming order's, `maker`/`taker`: order ids) | 400 bad `count` |
+//! | all | `GET /api/orders?status=open\|filled\|cancelled\|all&count=N` (1–1000, default 100) | | this site's orders, newest first: `[{id, owner, side, base, quote, price, qty, filled, remaining, status, height, time, closedheight, fills}]`; the admin's lists every owner's (or `&address=`'s) | 400 bad filter, `address` at a site |
+//! | producer | `POST /api/producer/sell_order` | `{qty, price}` (kWh, ecoin per kWh: lowest price) | `{order, txid}` once mined: the order as matching left it (`filled`, `remaining`, `status`) | 400 `invalid_request` (not whole energy units, `qty × price` not whole ecoin), `insufficient_funds`, `no_market`; 403 `not_permitted` |
+//! | consumer | `POST /api/consumer/buy_order` | `{qty, price}` (kWh, ecoin per kWh: highest price; holds `qty × price` ecoin) | as `sell_order` | as `sell_order` |
+//! | producer, consumer | `POST /api/{producer,consumer}/cancel_order` | `{order}` (its id: the placing txid) | `{order, txid}` once mined (status `cancelled`; the rest is back in the wallet) | 400 bad id; 404 `not_found`; 403 `not_permitted` (another's order); 409 `order_closed` (filled or cancelled) |
 //!
 //! Offer states: `open` (listed, can be accepted) → `pending` (a bid's transaction was verified
 //! and registered, not yet mined) → `done` (mined). A background task re-checks pending and done
@@ -49,6 +55,11 @@
 //! open offers: one whose coin the admin's node no longer finds for 3 checks in a row (spent
 //! otherwise, e.g. the producer's `disablerawtransaction`) becomes `cancelled`, and accepting
 //! it answers 409 `cancelled`.
+//!
+//! The order book (issue 8; [`orders`]) is the chain's own: orders are matched inside block
+//! application with price-time priority, each fill at the resting order's price, partial fills,
+//! the remainder resting. Every service reads it from its own node; a producer sells energy and
+//! a consumer buys it, alongside the paper's whole offers (which stay as they were).
 //!
 //! The admin service issues the paper's two assets (`energy`, `ecoin`; quantity 0, open, with
 //! the paper's custom fields) the first time it needs them: at the first `connect_node`,
@@ -62,6 +73,7 @@ pub mod devnet;
 pub mod error;
 pub mod node;
 pub mod offers;
+pub mod orders;
 pub mod producer;
 pub mod qty;
 pub mod remote;

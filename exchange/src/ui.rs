@@ -4,8 +4,10 @@
 //! Routes (none under `/api/`, which belongs to the REST API): `GET /` (also `/index.html`) is
 //! the role's page; `/app.js`, `/style.css` and `/favicon.svg` are shared by the three pages.
 //! The page finds everything else through the REST API: it polls `/api/status` every second
-//! and reloads balances, the offer board, ecoin requests and the trade history when the block
-//! height changes.
+//! and reloads balances, the offer board, ecoin requests, the trade history, the order book's
+//! depth, its recent trades and the site's orders when the block height changes (and every
+//! few seconds anyway). A producer's page posts sell orders, a consumer's buy orders, and both
+//! cancel their own; the admin's shows the book, its trades and every open order.
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -90,7 +92,17 @@ mod tests {
             assert!(html.contains("src=\"/app.js\""), "{role}");
             assert!(html.contains("href=\"/style.css\""), "{role}");
             for id in [
-                "balances", "height", "address", "notice", "offers", "history",
+                "balances",
+                "height",
+                "address",
+                "notice",
+                "offers",
+                "history",
+                "book-asks",
+                "book-bids",
+                "book-spread",
+                "book-trades",
+                "orders",
             ] {
                 assert!(html.contains(&format!("id=\"{id}\"")), "{role} lacks #{id}");
             }
@@ -114,6 +126,15 @@ mod tests {
                 "{id}"
             );
         }
+        for id in ["order-form", "order-qty", "order-price", "place-order"] {
+            assert!(
+                has("producer", id) && has("consumer", id) && !has("admin", id),
+                "{id}"
+            );
+        }
+        let says = |role: &str, text: &str| page(role).is_some_and(|h| h.contains(text));
+        assert!(says("producer", "Post sell order") && !says("producer", "Post buy order"));
+        assert!(says("consumer", "Post buy order") && !says("consumer", "Post sell order"));
         for id in ["request-qty", "request"] {
             assert!(
                 has("consumer", id) && !has("producer", id) && !has("admin", id),

@@ -5,8 +5,13 @@
 //! requests ecoin and the admin approves it, the producer issues energy and offers 1 kWh for
 //! 1000 ecoin, the consumer buys it. Every step waits (bounded) for its effect to show in the
 //! pages, which refresh by themselves; at the end each page must show the trade as done with its
-//! transaction id and confirmations, and the new balances. Screenshots of the pages at each key
-//! step go to `target/screenshots/`.
+//! transaction id and confirmations, and the new balances. Then the same market trades through
+//! the chain's order book (issue 8), alongside: the producer posts a sell order of 1 kWh at 200
+//! ecoin, the consumer a buy order of 0.4 kWh at up to 250 that fills part of it at 200; every page
+//! shows the trade and the 0.6 kWh left in the book, the balances move by the fill (the consumer
+//! gets back what its limit held beyond the fill's price), an order that comes to a fraction of
+//! an ecoin is refused with the reason, and the producer cancels the rest from its page.
+//! Screenshots of the pages at each key step go to `target/screenshots/`.
 //!
 //! Needs the `chromium` binary (Debian package `chromium`; `.ci/run` installs it). Without it the
 //! test fails, saying so.
@@ -90,6 +95,7 @@ fn trade(b: &mut Browser, net: &devnet::Devnet, t0: Instant) -> Res<()> {
         }
         addresses.push(address.as_str().unwrap_or_default().to_string());
     }
+    let producer_address = addresses[1].clone();
     let consumer_address = addresses[2].clone();
     log("the three pages show their role, address and block height");
     b.shoot_all(&[&admin, &producer, &consumer], "01-start")?;
@@ -257,7 +263,199 @@ fn trade(b: &mut Browser, net: &devnet::Devnet, t0: Instant) -> Res<()> {
     }
     log("balances: producer 1 kWh + 1000 ecoin, consumer 1 kWh + 19000 ecoin");
     b.shoot_all(&[&admin, &producer, &consumer], "07-traded")?;
+
+    // 8. The order book: the producer posts its last kWh at 200 ecoin; every page shows the ask.
+    let pages = [&admin, &producer, &consumer];
+    let posted = b.act_until_ok(
+        &producer,
+        "place-order",
+        &[("order-qty", "1"), ("order-price", "200")],
+    )?;
+    if !posted.contains("resting in the order book") {
+        return Err(format!(
+            "the sell order should rest in the book; the page said: {posted}"
+        ));
+    }
+    for tab in pages {
+        b.wait_for(
+            tab,
+            "the ask of 1 kWh at 200",
+            &book_is(&[(200.0, 1.0, 1)], &[]),
+            STEP,
+        )?;
+    }
+    let sell = b.wait_for(
+        &producer,
+        "its open sell order in Your orders",
+        "(() => { const r = document.querySelector('#orders tr[data-status=open][data-side=sell]');
+                  return r ? r.id.replace('order-row-', '') : null; })()",
+        STEP,
+    )?;
+    let sell = sell.as_str().unwrap_or_default().to_string();
+    b.wait_for(
+        &producer,
+        "1 kWh held by the order, 1000 ecoin",
+        &format!(
+            "{} && {}",
+            balances_are(0, 0, 1000, 0),
+            held_in_orders("energy", 1)
+        ),
+        STEP,
+    )?;
+    log(&format!(
+        "sell order {sell} (1 kWh at 200 ecoin/kWh) rests in the book"
+    ));
+    b.shoot_all(&pages, "08-sell-order")?;
+
+    // 9. An order that comes to a fraction of an ecoin is refused, with the reason.
+    b.fill(&consumer, "order-qty", "0.001")?;
+    b.fill(&consumer, "order-price", "100")?;
+    match b.act(&consumer, "place-order") {
+        Err(message) if message.contains("0.1 ecoin") => {
+            log(&format!("a buy order of 0.1 ecoin is refused: {message}"))
+        }
+        other => {
+            return Err(format!(
+                "a buy order of 0.001 kWh at 100 should be refused for its 0.1 ecoin, got {other:?}"
+            ));
+        }
+    }
+
+    // 10. The consumer bids 0.4 kWh at up to 250: filled at once at the ask's 200.
+    let bought = b.act_until_ok(
+        &consumer,
+        "place-order",
+        &[("order-qty", "0.4"), ("order-price", "250")],
+    )?;
+    if !bought.contains("filled at once: 0.4 kWh for 80 ecoin") {
+        return Err(format!(
+            "the buy order should fill at once; the page said: {bought}"
+        ));
+    }
+    let trade_row = format!(
+        "(() => {{ const rows = document.querySelectorAll('#book-trades tr.trade');
+                  const r = rows[0];
+                  return rows.length === 1 && Number(r.dataset.qty) === 0.4 && Number(r.dataset.price) === 200
+                      && r.dataset.buyer === {consumer_address:?} && r.dataset.seller === {producer_address:?}
+                      ? r.dataset.txid : null; }})()"
+    );
+    let mut fills = Vec::new();
+    for tab in pages {
+        let txid = b.wait_for(
+            tab,
+            "the trade of 0.4 kWh at 200 in Recent trades",
+            &trade_row,
+            STEP,
+        )?;
+        fills.push(txid.as_str().unwrap_or_default().to_string());
+        b.wait_for(
+            tab,
+            "0.6 kWh left at 200 in the book",
+            &book_is(&[(200.0, 0.6, 1)], &[]),
+            STEP,
+        )?;
+    }
+    if fills[0].len() != 64 || fills.iter().any(|t| t != &fills[0]) {
+        return Err(format!(
+            "the pages show different or malformed trades: {fills:?}"
+        ));
+    }
+    b.wait_for(
+        &producer,
+        "its sell order 0.4 filled, 0.6 left",
+        &format!(
+            "(() => {{ const r = document.getElementById('order-row-{sell}');
+                      return r && r.dataset.status === 'open' && Number(r.dataset.filled) === 0.4
+                          && Number(r.dataset.remaining) === 0.6 ? true : null; }})()"
+        ),
+        STEP,
+    )?;
+    b.wait_for(
+        &consumer,
+        "its buy order filled",
+        "(() => { const r = document.querySelector('#orders tr[data-side=buy]');
+                  return r && r.dataset.status === 'filled' && Number(r.dataset.filled) === 0.4 ? true : null; })()",
+        STEP,
+    )?;
+    // The producer got 0.4 × 200 = 80 ecoin; the consumer paid 80 of the 100 its limit held.
+    b.wait_for(
+        &producer,
+        "1080 ecoin, 0.6 kWh held by the order",
+        &format!(
+            "{} && {}",
+            balances_are(0, 0, 1080, 0),
+            held_in_orders("energy", 0.6)
+        ),
+        STEP,
+    )?;
+    b.wait_for(
+        &consumer,
+        "1.4 kWh and 18920 ecoin",
+        &format!(
+            "{} && {}",
+            balances_are(1.4, 0, 18920, 0),
+            held_in_orders("ecoin", 0)
+        ),
+        STEP,
+    )?;
+    log(&format!(
+        "the bid filled 0.4 kWh at 200 ({}); 0.6 kWh rest",
+        fills[0]
+    ));
+    b.shoot_all(&pages, "09-partial-fill")?;
+
+    // 11. The producer cancels the rest: the book is empty and its 0.6 kWh come back.
+    let cancelled = b.act(&producer, &format!("cancel-{sell}"))?;
+    log(&format!("cancelled: {cancelled}"));
+    for tab in pages {
+        b.wait_for(tab, "an empty order book", &book_is(&[], &[]), STEP)?;
+    }
+    b.wait_for(
+        &producer,
+        "the order cancelled and 0.6 kWh back",
+        &format!(
+            "(() => {{ const r = document.getElementById('order-row-{sell}');
+                      return r && r.dataset.status === 'cancelled' && !document.getElementById('cancel-{sell}')
+                          ? true : null; }})() && {}",
+            balances_are(0.6, 0, 1080, 0)
+        ),
+        STEP,
+    )?;
+    // The paper's whole-offer history is still there.
+    b.wait_for(
+        &consumer,
+        "the whole offer still in the trade history",
+        &format!("document.querySelector('#trade-row-{offer} .status.done') ? true : null"),
+        STEP,
+    )?;
+    log("the rest cancelled: producer 0.6 kWh + 1080 ecoin, consumer 1.4 kWh + 18920 ecoin");
+    b.shoot_all(&pages, "10-cancelled")?;
     Ok(())
+}
+
+/// True once the page's order book shows exactly these levels (price, kWh, orders), best first.
+fn book_is(asks: &[(f64, f64, u32)], bids: &[(f64, f64, u32)]) -> String {
+    let side = |levels: &[(f64, f64, u32)]| {
+        let inner: Vec<String> = levels
+            .iter()
+            .map(|(p, q, n)| format!("[{p},{q},{n}]"))
+            .collect();
+        format!("[{}]", inner.join(","))
+    };
+    format!(
+        "(() => {{ const side = (id) => [...document.querySelectorAll('#' + id + ' tr.level')]
+                      .map((r) => [Number(r.dataset.price), Number(r.dataset.qty), Number(r.dataset.orders)]);
+                  return JSON.stringify([side('book-asks'), side('book-bids')]) === {:?} ? true : null; }})()",
+        format!("[{},{}]", side(asks), side(bids))
+    )
+}
+
+/// True once the page's balance of `asset` says `qty` is held by its open orders.
+fn held_in_orders(asset: &str, qty: impl std::fmt::Display) -> String {
+    format!(
+        "(() => {{ const b = document.getElementById('balance-{asset}');
+                  return b && Number(b.dataset.inOrders) === {qty} ? true : null; }})()"
+    )
 }
 
 /// The page is loaded and has talked to its service: its address (or null).
@@ -269,7 +467,12 @@ const CONNECTED: &str = "(() => { const s = document.getElementById('exchange-st
     return s && s.className === 'connected' ? s.textContent : null; })()";
 
 /// True once the page's balances are exactly these (spendable and locked, energy then ecoin).
-fn balances_are(energy: u32, energy_locked: u32, ecoin: u32, ecoin_locked: u32) -> String {
+fn balances_are(
+    energy: impl std::fmt::Display,
+    energy_locked: impl std::fmt::Display,
+    ecoin: impl std::fmt::Display,
+    ecoin_locked: impl std::fmt::Display,
+) -> String {
     format!(
         "(() => {{ const q = (a, k) => {{ const b = document.getElementById('balance-' + a);
                                         return b ? Number(b.dataset[k]) : NaN; }};
@@ -283,7 +486,8 @@ const SUMMARY: &str = "(() => { const t = (id) => { const e = document.getElemen
         return e ? e.innerText.replace(/\\s+/g, ' ').trim() : null; };
     return { height: t('height'), exchange: t('exchange-status'), notice: t('notice'),
              balances: t('balances'), requests: t('requests'), offers: t('offers'),
-             history: t('history') }; })()";
+             history: t('history'), asks: t('book-asks'), bids: t('book-bids'),
+             trades: t('book-trades'), orders: t('orders') }; })()";
 
 /// One page, attached over the browser's DevTools connection.
 struct Tab {

@@ -11,6 +11,13 @@
 //! on its database (every record is still there) and by running the `wattle-exchange` binary
 //! against the admin's node until SIGTERM.
 //!
+//! `the_order_book_through_the_rest_api` trades through the chain's order book (issue 8): the
+//! producer sells 10 kWh at 100 ecoin, the consumer buys 3 at 100, 5 at 110 (filled at the
+//! resting 100) and 4 at 100 (2 filled, 2 rest as a bid); depth, trades, orders and balances
+//! are checked after each step and on every service, then cancelling (someone else's order, a
+//! filled one, a bad id, the consumer's own resting bid) and every bad input of the new
+//! endpoints. The two scenarios take turns (each runs three nodes).
+//!
 //! `wattled` is taken from the target directory next to this test (built there with cargo if it
 //! is missing or older than the node library, as `cli/tests/paper_session.rs` does).
 
@@ -1146,8 +1153,15 @@ fn binary_serves_until_sigterm(m: &Market) {
     assert!(db.exists(), "no database at {}", db.display());
 }
 
+/// The scenarios run one at a time: each has three nodes, and the machine has two cores.
+fn one_market_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static MARKETS: Mutex<()> = Mutex::new(());
+    MARKETS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn the_paper_trade_through_the_rest_api() {
+    let _turn = one_market_at_a_time();
     let started = Instant::now();
     let step = |what: &str| eprintln!("{:>6} ms  {what}", started.elapsed().as_millis());
     let mut m = start_market();
@@ -1182,6 +1196,473 @@ fn the_paper_trade_through_the_rest_api() {
         stop_service(&m.rt, s);
     }
     eprintln!("the whole scenario took {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The order book
+// ---------------------------------------------------------------------------------------------
+
+/// The book of a service, without its height: `(asks, bids)` as `(price, qty, value, orders)`.
+fn depth(base: &str) -> (Vec<[f64; 4]>, Vec<[f64; 4]>) {
+    let v = ok(base, "/api/orderbook", None);
+    assert_eq!(
+        (&v["base"], &v["quote"]),
+        (&json!("energy"), &json!("ecoin")),
+        "{v}"
+    );
+    let side = |k: &str| -> Vec<[f64; 4]> {
+        v[k].as_array()
+            .unwrap_or_else(|| panic!("{k} is a list: {v}"))
+            .iter()
+            .map(|l| ["price", "qty", "value", "orders"].map(|f| l[f].as_f64().unwrap_or(f64::NAN)))
+            .collect()
+    };
+    (side("asks"), side("bids"))
+}
+
+/// Waits until every service shows this depth (the nodes apply the block one after another).
+fn wait_depth(m: &Market, asks: &[[f64; 4]], bids: &[[f64; 4]]) {
+    for (who, base) in [
+        ("admin", &m.a.url),
+        ("producer", &m.p.url),
+        ("consumer", &m.c.url),
+    ] {
+        wait_until(
+            &format!("the {who}'s book to show asks {asks:?}, bids {bids:?}"),
+            WAIT,
+            || {
+                let have = depth(base);
+                if have == (asks.to_vec(), bids.to_vec()) {
+                    Ok(())
+                } else {
+                    Err(format!("{have:?}"))
+                }
+            },
+        );
+    }
+}
+
+/// Places an order through a site's service: the order as matching left it.
+fn place(base: &str, side: &str, qty: Value, price: Value) -> Value {
+    let path = match side {
+        "sell" => "/api/producer/sell_order",
+        _ => "/api/consumer/buy_order",
+    };
+    let v = ok(base, path, Some(json!({"qty": qty, "price": price})));
+    let txid = v["txid"].as_str().unwrap_or_default();
+    assert_eq!(txid.len(), 64, "{v}");
+    assert_eq!(
+        v["order"]["id"],
+        json!(txid),
+        "the order id is its txid: {v}"
+    );
+    assert_eq!(v["order"]["side"], side, "{v}");
+    v["order"].clone()
+}
+
+/// `(filled, remaining, status)` of an order.
+fn progress(o: &Value) -> (f64, f64, String) {
+    (
+        o["filled"].as_f64().unwrap_or(f64::NAN),
+        o["remaining"].as_f64().unwrap_or(f64::NAN),
+        o["status"].as_str().unwrap_or("?").to_string(),
+    )
+}
+
+/// Bad requests of the order-book endpoints that need no market: 400 `invalid_request`, and
+/// the other role's endpoints are not there.
+fn bad_order_requests(m: &Market) {
+    let (p, c) = (m.p.url.as_str(), m.c.url.as_str());
+    let cases: &[(&str, &str, &str)] = &[
+        (p, "/api/producer/sell_order", "{"),
+        (p, "/api/producer/sell_order", "[]"),
+        (p, "/api/producer/sell_order", r#"{"qty": 1}"#),
+        (p, "/api/producer/sell_order", r#"{"price": 100}"#),
+        (p, "/api/producer/sell_order", r#"{"qty": 0, "price": 100}"#),
+        (p, "/api/producer/sell_order", r#"{"qty": 1, "price": -5}"#),
+        (
+            p,
+            "/api/producer/sell_order",
+            r#"{"qty": "lots", "price": 100}"#,
+        ),
+        (
+            p,
+            "/api/producer/sell_order",
+            r#"{"qty": 1, "price": 0.000000001}"#,
+        ),
+        (
+            c,
+            "/api/consumer/buy_order",
+            r#"{"qty": true, "price": 100}"#,
+        ),
+        (c, "/api/consumer/buy_order", r#"{"qty": 1, "price": null}"#),
+        (c, "/api/consumer/cancel_order", "{}"),
+        (c, "/api/consumer/cancel_order", r#"{"order": ""}"#),
+        (c, "/api/consumer/cancel_order", r#"{"order": "xyz"}"#),
+        (p, "/api/producer/cancel_order", r#"{"order": 7}"#),
+    ];
+    for (base, path, body) in cases {
+        let (status, v) = http("POST", base, path, Some(body));
+        assert_eq!(status, 400, "{path} {body}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_request", "{path} {body}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()),
+            "{v}"
+        );
+    }
+    for (base, path) in [
+        (p, "/api/orderbook?levels=0"),
+        (p, "/api/orderbook?levels=101"),
+        (c, "/api/orderbook?levels=many"),
+        (c, "/api/trades?count=0"),
+        (c, "/api/trades?count=-1"),
+        (p, "/api/orders?status=done"),
+        (p, "/api/orders?count=1001"),
+        (c, "/api/orders?address=1Someone"),
+    ] {
+        fails(base, path, None, 400, "invalid_request");
+    }
+    // A producer does not buy, a consumer does not sell, the admin does neither.
+    let order = json!({"qty": 1, "price": 100});
+    fails(
+        p,
+        "/api/consumer/buy_order",
+        Some(order.clone()),
+        404,
+        "not_found",
+    );
+    fails(
+        c,
+        "/api/producer/sell_order",
+        Some(order.clone()),
+        404,
+        "not_found",
+    );
+    fails(
+        &m.a.url,
+        "/api/producer/sell_order",
+        Some(order),
+        404,
+        "not_found",
+    );
+    fails(
+        &m.a.url,
+        "/api/admin/cancel_order",
+        Some(json!({})),
+        404,
+        "not_found",
+    );
+    fails(
+        p,
+        "/api/producer/sell_order",
+        None,
+        405,
+        "method_not_allowed",
+    );
+}
+
+#[test]
+fn the_order_book_through_the_rest_api() {
+    let _turn = one_market_at_a_time();
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("{:>6} ms  {what}", started.elapsed().as_millis());
+    let m = start_market();
+    step("nodes and services started");
+
+    // Before the exchange issued its assets there is no market: empty reads, orders refused.
+    assert_eq!(depth(&m.c.url), (vec![], vec![]));
+    assert_eq!(ok(&m.c.url, "/api/trades", None), json!([]));
+    assert_eq!(ok(&m.p.url, "/api/orders", None), json!([]));
+    let msg = fails(
+        &m.p.url,
+        "/api/producer/sell_order",
+        Some(json!({"qty": 1, "price": 100})),
+        400,
+        "no_market",
+    );
+    assert!(msg.contains("reg_exchange_ip"), "{msg}");
+    bad_order_requests(&m);
+    step("no market yet; bad requests refused");
+
+    connect_sites(&m);
+    buy_ecoin(&m);
+    wait_until(
+        "the producer's energy.issue to reach its node",
+        WAIT,
+        || {
+            let (status, v) = post(&m.p.url, "/api/producer/issue_energy", json!({"qty": 10}));
+            match status {
+                200 => Ok(v),
+                403 => Err(v.to_string()),
+                _ => panic!("issue_energy: {status} {v}"),
+            }
+        },
+    );
+    wait_holding(&m.p.url, "the producer", "energy", (10.0, 0.0));
+    step("sites connected, 5000 ecoin and 10 kWh issued");
+
+    // Orders the sites cannot make as asked: nothing is placed.
+    let (p, c) = (m.p.url.as_str(), m.c.url.as_str());
+    let refused: &[(&str, &str, Value, &str, &str)] = &[
+        (
+            p,
+            "sell_order",
+            json!({"qty": 0.0001, "price": 100}),
+            "invalid_request",
+            "0.001",
+        ),
+        (
+            p,
+            "sell_order",
+            json!({"qty": 0.001, "price": 100}),
+            "invalid_request",
+            "0.1 ecoin",
+        ),
+        (
+            c,
+            "buy_order",
+            json!({"qty": 1.5, "price": 3}),
+            "invalid_request",
+            "4.5 ecoin",
+        ),
+        (
+            p,
+            "sell_order",
+            json!({"qty": 11, "price": 100}),
+            "insufficient_funds",
+            "10 kWh",
+        ),
+        (
+            c,
+            "buy_order",
+            json!({"qty": 100, "price": 100}),
+            "insufficient_funds",
+            "10000 ecoin",
+        ),
+    ];
+    for (base, what, body, code, says) in refused {
+        let role = if *base == p { "producer" } else { "consumer" };
+        let msg = fails(
+            base,
+            &format!("/api/{role}/{what}"),
+            Some(body.clone()),
+            400,
+            code,
+        );
+        assert!(msg.contains(says), "{what} {body}: {msg}");
+    }
+    assert_eq!(holding(p, "energy"), (10.0, 0.0));
+    assert_eq!(holding(c, "ecoin"), (5000.0, 0.0));
+    assert_eq!(ok(p, "/api/orders", None), json!([]));
+    step("impossible orders refused");
+
+    // The producer's 10 kWh at 100 rest in the book.
+    let sell = place(p, "sell", json!(10), json!(100));
+    assert_eq!(progress(&sell), (0.0, 10.0, "open".into()), "{sell}");
+    assert_eq!(sell["owner"], json!(m.producer.address));
+    assert_eq!(
+        (sell["qty"].as_f64(), sell["price"].as_f64()),
+        (Some(10.0), Some(100.0))
+    );
+    let sell_id = sell["id"].as_str().unwrap_or_default().to_string();
+    wait_depth(&m, &[[100.0, 10.0, 1000.0, 1.0]], &[]);
+    assert_eq!(holding(p, "energy"), (0.0, 0.0), "the 10 kWh are in escrow");
+    step("sell order resting");
+
+    // Three bids: 3 at 100 (filled), 5 at 110 (filled at the resting 100), 4 at 100 (2 filled).
+    let b1 = place(c, "buy", json!(3), json!(100));
+    assert_eq!(progress(&b1), (3.0, 0.0, "filled".into()), "{b1}");
+    wait_depth(&m, &[[100.0, 7.0, 700.0, 1.0]], &[]);
+    wait_holding(c, "the consumer", "ecoin", (4700.0, 0.0));
+    let b2 = place(c, "buy", json!(5), json!(110));
+    assert_eq!(progress(&b2), (5.0, 0.0, "filled".into()), "{b2}");
+    let fill = &b2["trades"][0];
+    assert_eq!(
+        (
+            fill["price"].as_f64(),
+            fill["qty"].as_f64(),
+            fill["value"].as_f64()
+        ),
+        (Some(100.0), Some(5.0), Some(500.0)),
+        "a bid at 110 fills at the resting 100: {b2}"
+    );
+    wait_holding(c, "the consumer", "ecoin", (4200.0, 0.0));
+    let b3 = place(c, "buy", json!("4"), json!("100"));
+    assert_eq!(progress(&b3), (2.0, 2.0, "open".into()), "{b3}");
+    let b3_id = b3["id"].as_str().unwrap_or_default().to_string();
+    wait_depth(&m, &[], &[[100.0, 2.0, 200.0, 1.0]]);
+    wait_holding(c, "the consumer", "energy", (10.0, 0.0));
+    wait_holding(c, "the consumer", "ecoin", (3800.0, 0.0));
+    wait_holding(p, "the producer", "ecoin", (1000.0, 0.0));
+    assert_eq!(holding(p, "energy"), (0.0, 0.0));
+    step("three bids: fills 3, 5 and 2; 2 rest");
+
+    // The trades, newest first, the same on every service.
+    let trades = ok(&m.a.url, "/api/trades", None);
+    let shown: Vec<(f64, f64, f64)> = trades
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| {
+            assert_eq!(t["seller"], json!(m.producer.address), "{t}");
+            assert_eq!(t["buyer"], json!(m.consumer.address), "{t}");
+            assert_eq!(t["side"], "buy", "{t}");
+            assert_eq!(t["maker"], json!(sell_id), "{t}");
+            assert_eq!(t["txid"], t["taker"], "{t}");
+            let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+            (f("qty"), f("price"), f("value"))
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (2.0, 100.0, 200.0),
+            (5.0, 100.0, 500.0),
+            (3.0, 100.0, 300.0)
+        ]
+    );
+    assert_eq!(trades[0]["txid"], json!(b3_id));
+    let latest = ok(c, "/api/trades?count=1", None);
+    assert_eq!(latest.as_array().map(Vec::len), Some(1), "{latest}");
+    assert_eq!(latest[0]["txid"], json!(b3_id));
+    for base in [p, c] {
+        wait_until("every service to list the same trades", WAIT, || {
+            let seen = ok(base, "/api/trades", None);
+            if seen == trades {
+                Ok(())
+            } else {
+                Err(seen.to_string())
+            }
+        });
+    }
+    let filled = ok(p, "/api/orders?status=all", None);
+    assert_eq!(filled.as_array().map(Vec::len), Some(1), "{filled}");
+    assert_eq!(
+        progress(&filled[0]),
+        (10.0, 0.0, "filled".into()),
+        "{filled}"
+    );
+    assert_eq!(filled[0]["fills"], json!(3));
+    step("trades listed everywhere");
+
+    // Cancelling: a bad id, an unknown order, someone else's, a filled one, then the own bid.
+    let before = (balances(p), balances(c));
+    let unknown = "ab".repeat(32);
+    let cancel = |base: &str, role: &str, order: &str| {
+        post(
+            base,
+            &format!("/api/{role}/cancel_order"),
+            json!({"order": order}),
+        )
+    };
+    let (status, v) = cancel(p, "producer", &unknown);
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (404, &json!("not_found")),
+        "{v}"
+    );
+    let (status, v) = cancel(p, "producer", &b3_id);
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (403, &json!("not_permitted")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&m.consumer.address),
+        "{v}"
+    );
+    let (status, v) = cancel(p, "producer", &sell_id);
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (409, &json!("order_closed")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("filled"),
+        "{v}"
+    );
+    assert_eq!(
+        (balances(p), balances(c)),
+        before,
+        "a refused cancel changed a balance"
+    );
+    wait_depth(&m, &[], &[[100.0, 2.0, 200.0, 1.0]]);
+    let v = ok(
+        c,
+        "/api/consumer/cancel_order",
+        Some(json!({"order": b3_id.to_uppercase()})),
+    );
+    assert_eq!(v["order"]["id"], json!(b3_id), "{v}");
+    assert_eq!(progress(&v["order"]), (2.0, 0.0, "cancelled".into()), "{v}");
+    assert_eq!(v["txid"].as_str().map(str::len), Some(64), "{v}");
+    wait_holding(c, "the consumer", "ecoin", (4000.0, 0.0));
+    wait_depth(&m, &[], &[]);
+    let (status, v) = cancel(c, "consumer", &b3_id);
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (409, &json!("order_closed")),
+        "{v}"
+    );
+    step("cancelling checked; the resting bid cancelled, its 200 ecoin back");
+
+    // Order lists: a site's own, newest first, by status; the admin's of every owner.
+    let ids = |v: Value| -> Vec<Value> {
+        v.as_array()
+            .expect("a list")
+            .iter()
+            .map(|o| o["id"].clone())
+            .collect()
+    };
+    let (b1_id, b2_id) = (b1["id"].clone(), b2["id"].clone());
+    assert_eq!(
+        ids(ok(c, "/api/orders", None)),
+        vec![json!(b3_id), b2_id.clone(), b1_id.clone()]
+    );
+    assert_eq!(
+        ids(ok(c, "/api/orders?status=filled", None)),
+        vec![b2_id.clone(), b1_id]
+    );
+    assert_eq!(
+        ids(ok(c, "/api/orders?status=cancelled", None)),
+        vec![json!(b3_id)]
+    );
+    assert_eq!(
+        ids(ok(c, "/api/orders?status=all&count=1", None)),
+        vec![json!(b3_id)]
+    );
+    assert_eq!(ok(c, "/api/orders?status=open", None), json!([]));
+    assert_eq!(ids(ok(p, "/api/orders", None)), vec![json!(sell_id)]);
+    assert_eq!(
+        ok(&m.a.url, "/api/orders", None).as_array().map(Vec::len),
+        Some(4)
+    );
+    assert_eq!(ok(&m.a.url, "/api/orders?status=open", None), json!([]));
+    let theirs = ok(
+        &m.a.url,
+        &format!("/api/orders?address={}", m.producer.address),
+        None,
+    );
+    assert_eq!(ids(theirs), vec![json!(sell_id)]);
+
+    // The end: every kWh and every ecoin where the trades put them.
+    assert_eq!(holding(p, "energy"), (0.0, 0.0));
+    assert_eq!(holding(p, "ecoin"), (1000.0, 0.0));
+    assert_eq!(holding(c, "energy"), (10.0, 0.0));
+    assert_eq!(holding(c, "ecoin"), (4000.0, 0.0));
+    step("order lists and final balances");
+    let mut m = m;
+    for s in [&mut m.a, &mut m.p, &mut m.c] {
+        stop_service(&m.rt, s);
+    }
+    eprintln!("the order-book scenario took {:?}", started.elapsed());
 }
 
 #[test]

@@ -7,7 +7,11 @@
 //
 // Elements the browser test drives keep stable ids: #exchange-url #connect #request-qty #request
 // #issue-energy #offer-energy #offer-ecoin #offer #approve-<index> #buy-<index> #balances
-// #balance-<asset> (data-qty) #notice (data-seq, data-kind) #height #address.
+// #balance-<asset> (data-qty) #notice (data-seq, data-kind) #height #address, and for the order
+// book #order-qty #order-price #place-order #book-asks / #book-bids (rows tr.level with data-price,
+// data-qty, data-orders) #book-trades (rows with data-txid, data-price, data-qty, data-buyer,
+// data-seller) #orders (rows #order-row-<id> with data-status, data-filled, data-remaining) and
+// #cancel-<id>.
 "use strict";
 
 (() => {
@@ -23,6 +27,7 @@
     reloadWanted: true,
     reloading: false,
     balances: new Map(),
+    inOrders: new Map(), // asset -> what this site's open orders hold in escrow
     rendered: new Map(), // section id -> JSON of the data it shows (skip identical redraws)
     busy: new Set(), // ids of buttons whose request is running
   };
@@ -217,7 +222,8 @@
     const qty = new Map(rows.map((b) => [String(b.name), Number(b.qty)]));
     const locked = new Map(rows.map((b) => [String(b.name), Number(b.locked) || 0]));
     for (const asset of ["energy", "ecoin"]) if (!qty.has(asset)) qty.set(asset, 0);
-    const key = JSON.stringify([[...qty], [...locked]]);
+    const held = state.inOrders;
+    const key = JSON.stringify([[...qty], [...locked], [...held]]);
     if (state.rendered.get("balances") === key) return;
     state.rendered.set("balances", key);
     const before = state.balances;
@@ -231,11 +237,17 @@
           {
             class: `balance ${name === "energy" || name === "ecoin" ? name : ""}${changed ? " changed" : ""}`,
             id: `balance-${name}`,
-            dataset: { asset: name, qty: String(qty.get(name)), locked: String(locked.get(name) || 0) },
+            dataset: {
+              asset: name,
+              qty: String(qty.get(name)),
+              locked: String(locked.get(name) || 0),
+              inOrders: String(held.get(name) || 0),
+            },
           },
           el("div", { class: "asset" }, name, UNITS[name] && UNITS[name] !== name ? el("span", { class: "unit" }, UNITS[name]) : null),
           el("div", { class: "qty" }, fmtQty(qty.get(name))),
           locked.get(name) > 0 ? el("div", { class: "locked" }, `+ ${fmtQty(locked.get(name))} locked in offers`) : null,
+          held.get(name) > 0 ? el("div", { class: "locked" }, `+ ${fmtQty(held.get(name))} held in open orders`) : null,
         );
       }),
     );
@@ -412,12 +424,169 @@
     setCount("requests-count", `${shown.filter((r) => r.status === "pending").length} pending`);
   }
 
+  // ---- the order book (on chain: every node has it, no exchange connection needed) ----
+
+  function levelRows(side, levels, max) {
+    return levels.map((l) => {
+      const bar = el("span", { class: "depth", "aria-hidden": "true" });
+      const share = max > 0 ? Math.min(100, (Number(l.qty) / max) * 100) : 0;
+      bar.style.width = `${share.toFixed(1)}%`; // CSSOM, which the page's CSP allows
+      return el(
+        "tr",
+        { class: `level ${side}`, dataset: { price: String(l.price), qty: String(l.qty), orders: String(l.orders ?? "") } },
+        el("td", { class: "num price" }, fmtQty(l.price)),
+        el("td", { class: "num depth-cell" }, bar, el("span", { class: "depth-qty" }, fmtQty(l.qty))),
+        el("td", { class: "num" }, fmtQty(l.value)),
+        el("td", { class: "num" }, String(l.orders ?? "–")),
+      );
+    });
+  }
+
+  function renderBook(book, error) {
+    if (!$("book-asks")) return;
+    const spread = $("book-spread");
+    if (error) {
+      fill("book-asks", `error:${error}`, 4, [], error);
+      fill("book-bids", `error:${error}`, 4, [], error);
+      if (spread) spread.textContent = "unavailable";
+      return;
+    }
+    const asks = Array.isArray(book && book.asks) ? book.asks : [];
+    const bids = Array.isArray(book && book.bids) ? book.bids : [];
+    const max = Math.max(0, ...asks.concat(bids).map((l) => Number(l.qty) || 0));
+    fill("book-bids", JSON.stringify([bids, max]), 4, levelRows("bid", bids, max), "No bids: nobody is buying right now.");
+    fill("book-asks", JSON.stringify([asks, max]), 4, levelRows("ask", asks, max), "No asks: nobody is selling right now.");
+    if (spread) {
+      const bestBid = bids.length ? Number(bids[0].price) : NaN;
+      const bestAsk = asks.length ? Number(asks[0].price) : NaN;
+      const parts = [];
+      if (Number.isFinite(bestBid)) parts.push(`bid ${fmtQty(bestBid)}`);
+      if (Number.isFinite(bestAsk)) parts.push(`ask ${fmtQty(bestAsk)}`);
+      if (Number.isFinite(bestBid) && Number.isFinite(bestAsk)) parts.push(`spread ${fmtQty(bestAsk - bestBid, 4)}`);
+      spread.textContent = parts.length ? parts.join(" · ") : "no orders";
+    }
+  }
+
+  function clock(seconds) {
+    const t = Number(seconds);
+    if (!Number.isFinite(t) || t <= 0) return "–";
+    return new Date(t * 1000).toLocaleTimeString("en-GB", { hour12: false });
+  }
+
+  function sideBadge(side) {
+    return el("span", { class: `side-badge ${side}` }, side === "buy" ? "buy" : side === "sell" ? "sell" : String(side ?? "–"));
+  }
+
+  function renderTrades(list, error) {
+    if (!$("book-trades")) return;
+    if (error) {
+      fill("book-trades", `error:${error}`, 9, [], error);
+      setCount("book-trades-count", 0);
+      return;
+    }
+    const rows = list.map((t) =>
+      el(
+        "tr",
+        {
+          class: `trade${mine(t.buyer) || mine(t.seller) ? " mine" : ""}`,
+          dataset: { txid: t.txid, price: String(t.price), qty: String(t.qty), buyer: t.buyer, seller: t.seller },
+        },
+        el("td", { class: "num" }, String(t.height ?? "–")),
+        el("td", {}, clock(t.time)),
+        el("td", { title: "the incoming order that made the trade" }, sideBadge(t.side)),
+        el("td", { class: "num price" }, fmtQty(t.price)),
+        el("td", { class: "num" }, fmtQty(t.qty)),
+        el("td", { class: "num" }, fmtQty(t.value)),
+        el("td", {}, party(t.seller)),
+        el("td", {}, party(t.buyer)),
+        el("td", {}, copyable(t.txid, 8, 6, "txid")),
+      ),
+    );
+    fill("book-trades", JSON.stringify(list), 9, rows, "No trades in the order book yet.");
+    setCount("book-trades-count", list.length);
+  }
+
+  function renderOrders(list, error) {
+    if (!$("orders")) return;
+    const admin = ROLE === "admin";
+    const columns = 8; // the admin's owner column takes the place of a site's cancel buttons
+    if (error) {
+      fill("orders", `error:${error}`, columns, [], error);
+      setCount("orders-count", "–");
+      return;
+    }
+    const rows = list.map((o) => {
+      const open = o.status === "open";
+      const cells = [el("td", {}, copyable(o.id, 8, 4, "order-id"))];
+      if (admin) cells.push(el("td", {}, party(o.owner)));
+      cells.push(
+        el("td", {}, sideBadge(o.side)),
+        el("td", { class: "num price" }, fmtQty(o.price)),
+        el("td", { class: "num" }, fmtQty(o.qty)),
+        el("td", { class: "num" }, fmtQty(o.filled)),
+        el("td", { class: "num" }, fmtQty(o.remaining)),
+        el("td", {}, statusBadge(o.status)),
+      );
+      if (!admin) {
+        const button = open
+          ? el(
+              "button",
+              {
+                id: `cancel-${o.id}`,
+                class: "secondary small",
+                type: "button",
+                title: `Cancel: ${o.side === "sell" ? `${fmtQty(o.remaining)} kWh` : "the ecoin held"} comes back to your wallet`,
+                onclick: (e) => cancelOrder(e.currentTarget, o),
+              },
+              "Cancel",
+            )
+          : null;
+        cells.push(el("td", {}, button));
+      }
+      return el(
+        "tr",
+        {
+          id: `order-row-${o.id}`,
+          class: !admin && open ? "mine" : "",
+          dataset: { status: o.status, side: o.side, filled: String(o.filled), remaining: String(o.remaining) },
+        },
+        cells,
+      );
+    });
+    const empty = admin
+      ? "No open orders."
+      : ROLE === "producer"
+        ? "No orders yet. Post one with Sell order."
+        : "No orders yet. Post one with Buy order.";
+    fill("orders", JSON.stringify(list), columns, rows, empty);
+    setCount("orders-count", `${list.filter((o) => o.status === "open").length} open`);
+  }
+
+  // What this site's open orders hold: a sell order its energy left, a buy order the ecoin for
+  // the energy it still wants at its limit.
+  function heldInOrders(list) {
+    const held = new Map();
+    if (ROLE === "admin") return held;
+    const add = (asset, q) => held.set(asset, (held.get(asset) || 0) + q);
+    for (const o of list) {
+      if (o.status !== "open") continue;
+      const left = Number(o.remaining) || 0;
+      if (o.side === "sell") add(o.base || "energy", left);
+      else add(o.quote || "ecoin", left * (Number(o.price) || 0));
+    }
+    return held;
+  }
+
   // ---- loading ----
 
   const paths =
     ROLE === "admin"
       ? { offers: "/api/admin/exchange_list?status=all", requests: "/api/admin/ecoin_requests" }
       : { offers: "/api/exchange_list?status=all", requests: ROLE === "consumer" ? "/api/ecoin_requests" : null };
+  paths.book = "/api/orderbook?levels=15";
+  paths.trades = "/api/trades?count=25";
+  // The admin sees every owner's open orders; a site all of its own.
+  paths.orders = ROLE === "admin" ? "/api/orders?status=open&count=100" : "/api/orders?status=all&count=50";
 
   async function reload() {
     if (state.reloading) {
@@ -430,11 +599,20 @@
     try {
       const connected = ROLE === "admin" || (state.status && state.status.exchange);
       const notConnected = "Connect to an exchange to see its board.";
-      const [balances, offers, requests] = await Promise.allSettled([
+      const [balances, offers, requests, book, trades, orders] = await Promise.allSettled([
         api("GET", "/api/balances"),
         connected ? api("GET", paths.offers) : Promise.reject(new Error(notConnected)),
         paths.requests && connected ? api("GET", paths.requests) : Promise.reject(new Error(notConnected)),
+        api("GET", paths.book),
+        api("GET", paths.trades),
+        api("GET", paths.orders),
       ]);
+      const listOf = (r) => (r.status === "fulfilled" && Array.isArray(r.value) ? r.value : []);
+      const errorOf = (r) => (r.status === "rejected" ? r.reason.message : null);
+      renderBook(book.status === "fulfilled" ? book.value : null, errorOf(book));
+      renderTrades(listOf(trades), errorOf(trades));
+      renderOrders(listOf(orders), errorOf(orders));
+      if (orders.status === "fulfilled") state.inOrders = heldInOrders(listOf(orders));
       if (balances.status === "fulfilled") renderBalances(balances.value);
       const offerList = offers.status === "fulfilled" && Array.isArray(offers.value) ? offers.value : [];
       const offerError = offers.status === "rejected" ? offers.reason.message : null;
@@ -481,6 +659,26 @@
       const res = await api("POST", "/api/consumer/accept_exchange", { index: o.index });
       return `Bought ${fmtQty(o.offer && o.offer.qty)} kWh for ${fmtQty(o.ask && o.ask.qty)} ecoin: transaction ${short(res && res.txid, 12, 6)}. It completes when a block confirms it.`;
     });
+  }
+
+  function cancelOrder(button, o) {
+    act(button, `Cancelling order ${short(o.id, 8, 4)}`, async () => {
+      await api("POST", `/api/${ROLE}/cancel_order`, { order: o.id });
+      const back = o.side === "sell" ? `its ${fmtQty(o.remaining)} kWh are` : "the ecoin it held is";
+      return `Order ${short(o.id, 8, 4)} cancelled: ${back} back in your wallet.`;
+    });
+  }
+
+  // What a placed order did, from the order as the chain left it (with its fills).
+  function orderOutcome(o) {
+    if (!o) return "sent";
+    const trades = Array.isArray(o.trades) ? o.trades : [];
+    const value = trades.reduce((sum, t) => sum + (Number(t.value) || 0), 0);
+    const paid = trades.length ? ` for ${fmtQty(value)} ecoin${o.side === "sell" ? " received" : ""}` : "";
+    if (o.status === "filled") return `filled at once: ${fmtQty(o.filled)} kWh${paid}`;
+    if (Number(o.filled) > 0) return `${fmtQty(o.filled)} kWh filled at once${paid}, ${fmtQty(o.remaining)} kWh rest in the order book`;
+    if (o.status === "open") return "resting in the order book";
+    return String(o.status);
   }
 
   function onSubmit(formId, what, fn) {
@@ -535,6 +733,22 @@
       return `Offer #${res && res.index} placed: ${fmtQty(qty_energy)} kWh for ${fmtQty(qty_ecoin)} ecoin.`;
     });
 
+    const selling = ROLE === "producer";
+    onSubmit("order-form", selling ? "Posting the sell order" : "Posting the buy order", async () => {
+      const qty = numberField("order-qty", "the energy in kWh");
+      const price = numberField("order-price", "the price in ecoin per kWh");
+      const res = await api("POST", selling ? "/api/producer/sell_order" : "/api/consumer/buy_order", { qty, price });
+      $("order-qty").value = "";
+      $("order-price").value = "";
+      updateOrderTotal();
+      const verb = selling ? "Sell" : "Buy";
+      return `${verb} order for ${fmtQty(qty)} kWh at ${fmtQty(price)} ecoin/kWh: ${orderOutcome(res && res.order)}. Order ${short(res && res.txid, 10, 6)}.`;
+    });
+    for (const id of ["order-qty", "order-price"]) {
+      const input = $(id);
+      if (input) input.addEventListener("input", updateOrderTotal);
+    }
+
     const issue = $("issue-energy");
     if (issue) {
       issue.addEventListener("click", () =>
@@ -561,6 +775,21 @@
     const ecoin = Number($("offer-ecoin").value);
     // An estimate for the eye only; what is sent is the text as typed.
     out.textContent = energy > 0 && ecoin > 0 ? `= ${fmtQty(ecoin / energy, 4)} ecoin per kWh` : "";
+  }
+
+  function updateOrderTotal() {
+    const out = $("order-total");
+    if (!out) return;
+    const qty = Number($("order-qty").value);
+    const price = Number($("order-price").value);
+    if (!(qty > 0 && price > 0)) {
+      out.textContent = "";
+      return;
+    }
+    // An estimate for the eye only; the service checks the exact total.
+    const total = fmtQty(qty * price, 8);
+    out.textContent =
+      ROLE === "producer" ? `= at least ${total} ecoin for ${fmtQty(qty)} kWh` : `= at most ${total} ecoin for ${fmtQty(qty)} kWh (held until filled)`;
   }
 
   wire();
