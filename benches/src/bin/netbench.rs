@@ -3,7 +3,8 @@
 //! It starts an admin node and `--nodes - 1` joiners (each joins through the admin's seed address
 //! and is granted connect,send,receive; only the admin mines), funds addresses of its own in a few
 //! large transactions it signs itself, and runs the phases asked for (all by default):
-//! confirmation latency, throughput for a fixed time, and a fresh node's sync of a long chain.
+//! confirmation latency, throughput for a fixed time, and a fresh node's sync of a long chain;
+//! on request also confirmation latency under a load of order-book orders (`--orders`).
 //! It prints a table and writes the figures as JSON. The nodes are stopped at the end, and killed
 //! on an error, a panic, SIGINT, SIGTERM or SIGHUP. See `--help` and BENCHMARKS.md.
 //!
@@ -18,6 +19,7 @@ use wattle_benches::cluster::*;
 use wattle_benches::network::coins::{self, Signed};
 use wattle_benches::network::latency::{self, Mode, Stats};
 use wattle_benches::network::load::{self, Outcome};
+use wattle_benches::network::orders;
 use wattle_benches::network::sync::{self, Joined};
 use wattle_ledger::ChainParams;
 
@@ -25,13 +27,13 @@ const CHAIN: &str = "netbench";
 /// Coins (lanes) the sync phase's chain is built along: transfers per round.
 const LANES: usize = 10_000;
 
-const USAGE: &str = "Usage: netbench [--nodes N] [--latency] [--throughput] [--sync] [--seconds S]
-                [--sync-txs M] [--json PATH] [--keep] [more options below]
+const USAGE: &str = "Usage: netbench [--nodes N] [--latency] [--throughput] [--sync] [--orders]
+                [--seconds S] [--sync-txs M] [--json PATH] [--keep] [more options below]
 
 Starts N real wattled processes on 127.0.0.1: an admin (the only miner) and N-1 nodes that join
 through the admin's seed address and are granted connect,send,receive. It funds 1,000 addresses
 of its own with coins of an asset (in transactions of up to 9,999 outputs that it signs itself)
-and runs the phases asked for, by default all three, in this order:
+and runs the phases asked for, by default the first three, in this order:
 
   --latency     confirmation latency: pre-signed transfers sent with sendrawtransaction to the
                 admin, each timed until getrawtransaction shows it in a block on every node
@@ -44,6 +46,15 @@ and runs the phases asked for, by default all three, in this order:
                 second; confirmed tx/s = transfers in a block on every node within the time, per
                 second; also when the last accepted one was in a block everywhere, and each
                 node's CPU seconds over the phase and peak RSS. A 'mempool full' reply is retried.
+  --orders      (not in the default set; runs after --latency) for --seconds, a background
+                load of pre-signed PlaceOrder transactions (crossing sells and buys of two assets
+                of their own, from 50 + 50 addresses, one coin each) at --order-rate per second,
+                sent to the nodes in turn (a thread per node) with sendrawtransaction; meanwhile
+                sequential probes, alternately an order and a transfer, are timed as in
+                --latency (--warmup unmeasured, then up to --txs of each until the time is up).
+                Printed: the probes' latency, the load actually sent, the orders per block, the
+                fills (the confirmed orders replayed in block order through the ledger in
+                memory), node CPU.
   --sync        stops the joiners, extends the chain to --sync-txs transactions (first the
                 throughput pool's unsent transfers, then rounds of 10,000 transfers, each spending
                 an output of the round before; sent in JSON-RPC batches to the admin), then starts
@@ -70,6 +81,9 @@ Options:
   --submit-to T     all: every node in turn (default); admin: the admin only
   --max-rate R      transfers pre-signed per second of --seconds (default 10000); if the pool
                     runs out before the time is up the phase says so
+ orders:
+  --order-rate R    orders per second of the background load (default 100); its time is
+                    --seconds (at most 9,999 orders per side: rate x (seconds + 5) <= ~20,000)
  sync:
   --sync-txs M      transactions in the chain the fresh node syncs (default 1000000), counting
                     those of the earlier phases and of the setup
@@ -83,6 +97,8 @@ struct Options {
     latency: bool,
     throughput: bool,
     sync: bool,
+    orders: bool,
+    order_rate: f64,
     txs: usize,
     rate: f64,
     warmup: usize,
@@ -108,6 +124,8 @@ fn parse_options() -> Result<Options, String> {
         latency: false,
         throughput: false,
         sync: false,
+        orders: false,
+        order_rate: 100.0,
         txs: 200,
         rate: 20.0,
         warmup: 10,
@@ -153,6 +171,8 @@ fn parse_options() -> Result<Options, String> {
             "--latency" => o.latency = true,
             "--throughput" => o.throughput = true,
             "--sync" => o.sync = true,
+            "--orders" => o.orders = true,
+            "--order-rate" => o.order_rate = real(value()?, true)?,
             "--txs" => o.txs = count(value()?, 1)?,
             "--rate" => o.rate = real(value()?, false)?,
             "--warmup" => o.warmup = count(value()?, 0)?,
@@ -179,7 +199,7 @@ fn parse_options() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other}\n\n{USAGE}")),
         }
     }
-    if !(o.latency || o.throughput || o.sync) {
+    if !(o.latency || o.throughput || o.sync || o.orders) {
         (o.latency, o.throughput, o.sync) = (true, true, true);
     }
     o.json = json.unwrap_or_else(|| {
@@ -241,6 +261,7 @@ struct Figures {
     throughput: Option<Outcome>,
     built: Option<(usize, f64)>,
     sync: Option<Joined>,
+    orders: Option<orders::Outcome>,
 }
 
 fn secs(since: Instant) -> f64 {
@@ -277,16 +298,47 @@ fn bench(o: &Options, root: &Path) -> Result<(), String> {
         0
     };
     let lanes = if o.sync { o.sync_txs.min(LANES) } else { 0 };
-    let (wallet, mut groups) = coins::fund(&nodes, &params, &[latency_coins, pool_size, lanes])?;
-    let lane_coins = groups.pop().unwrap_or_default();
-    let pool_coins = groups.pop().unwrap_or_default();
-    let latency_coins = groups.pop().unwrap_or_default();
+    let order_cfg = orders::Config {
+        window: Duration::from_secs_f64(o.seconds),
+        rate: o.order_rate,
+        warmup: o.warmup,
+        txs: o.txs,
+        poll: o.poll,
+    };
+    // (load orders, probe orders = probe transfers)
+    let (order_load, order_probes) = if o.orders {
+        orders::plan_sizes(&order_cfg)
+    } else {
+        (0, 0)
+    };
+    let (wallet, groups) = coins::fund(
+        &nodes,
+        &params,
+        &[latency_coins, pool_size, lanes, order_probes],
+    )?;
+    let mut groups = groups.into_iter();
+    let mut group = || groups.next().unwrap_or_default();
+    let (latency_coins, pool_coins, lane_coins, probe_coins) = (group(), group(), group(), group());
+    let book = if o.orders {
+        Some(orders::fund(
+            &nodes,
+            &params,
+            &wallet,
+            order_load + order_probes,
+        )?)
+    } else {
+        None
+    };
     let h = wait_equal_heights(&nodes, "the nodes to sync the setup")?;
     println!(
-        "setup: {} nodes synced at height {h}, {} coins on {} addresses, in {:.1} s",
+        "setup: {} nodes synced at height {h}, {} coins on {} addresses{}, in {:.1} s",
         nodes.len(),
-        latency_coins.len() + pool_coins.len() + lane_coins.len(),
+        latency_coins.len() + pool_coins.len() + lane_coins.len() + probe_coins.len(),
         coins::KEYS,
+        book.as_ref().map_or(String::new(), |b| format!(
+            ", {} orders funded and signed",
+            b.signed.len()
+        )),
         secs(setup)
     );
 
@@ -301,7 +353,7 @@ fn bench(o: &Options, root: &Path) -> Result<(), String> {
             .collect();
         let (warm, rest) = signed.split_at(o.warmup);
         let (seq_txs, rate_txs) = rest.split_at(o.txs);
-        latency::run_phase(&nodes, warm, Mode::Sequential, o.poll)?;
+        latency::run_phase(&nodes, warm, Mode::Sequential, o.poll, None)?;
         println!(
             "\n{:<34} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "latency (ms)", "txs", "min", "median", "p90", "p99", "max", "mean"
@@ -312,7 +364,7 @@ fn bench(o: &Options, root: &Path) -> Result<(), String> {
         }
         for (name, txs, mode) in phases {
             let started = Instant::now();
-            let (samples, round) = latency::run_phase(&nodes, txs, mode, o.poll)?;
+            let (samples, round) = latency::run_phase(&nodes, txs, mode, o.poll, None)?;
             let (value, headline) = latency::report(&name, &samples);
             println!(
                 "  ({} transfers in {:.1} s; a polling round of the {} nodes took {:.1} ms on average)",
@@ -324,6 +376,20 @@ fn bench(o: &Options, root: &Path) -> Result<(), String> {
             f.latency.push((name, headline, round));
             f.latency_json.push(value);
         }
+    }
+
+    if let Some(book) = &book {
+        let transfers: Vec<Signed> = wallet
+            .transfers(&probe_coins)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        println!(
+            "\norders: {} orders/s for {} s in the background ({} orders signed), probes alternately an order and a transfer",
+            o.order_rate, o.seconds, order_load
+        );
+        let out = orders::run(&nodes, &wallet, book, order_load, &transfers, order_cfg)?;
+        f.orders = Some(out);
     }
 
     if o.throughput {
@@ -410,6 +476,7 @@ fn bench(o: &Options, root: &Path) -> Result<(), String> {
             v["submit_to"] = json!(if o.all_nodes { "all" } else { "admin" });
             v
         }),
+        "orders": f.orders.as_ref().map(orders::Outcome::to_json),
         "sync": f.sync.as_ref().map(|s| {
             let mut v = s.to_json();
             v["built_transfers"] = json!(f.built.map_or(0, |b| b.0));
@@ -451,6 +518,9 @@ fn print_summary(o: &Options, f: &Figures) {
                 round.as_secs_f64() * 1e3
             );
         }
+    }
+    if let Some(out) = &f.orders {
+        orders::print_summary(out, n);
     }
     if let Some(t) = &f.throughput {
         println!(

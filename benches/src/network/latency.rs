@@ -22,6 +22,10 @@ pub struct Sample {
 }
 
 impl Sample {
+    pub fn txid(&self) -> &str {
+        &self.txid
+    }
+
     fn everywhere(&self) -> Duration {
         self.confirmed.iter().copied().max().unwrap_or_default()
     }
@@ -42,7 +46,8 @@ pub enum Mode {
 }
 
 /// Sends `txs` to the first node and polls every node until each is confirmed on all. Returns
-/// the samples and the mean duration of a polling round (the figures' resolution).
+/// the samples and the mean duration of a polling round (the figures' resolution). With a
+/// `deadline`, nothing more is sent after it (what was sent is still waited for).
 ///
 /// A node is asked about its unconfirmed transfers only when its block count has changed since
 /// the last poll (and, as a safety net, every 100 ms), so that polling costs one
@@ -52,6 +57,7 @@ pub fn run_phase(
     txs: &[Signed],
     mode: Mode,
     poll: Duration,
+    deadline: Option<Instant>,
 ) -> Result<(Vec<Sample>, Duration), String> {
     let (mut rounds, mut polling) = (0u32, Duration::ZERO);
     let n = nodes.len();
@@ -67,9 +73,11 @@ pub fn run_phase(
         Mode::Sequential => None,
         Mode::Rate(r) => Some(phase_start + Duration::from_secs_f64(i as f64 / r)),
     };
-    while next < txs.len() || !pending.is_empty() {
+    let open = |now: Instant| deadline.is_none_or(|d| now < d);
+    while (next < txs.len() && open(Instant::now())) || !pending.is_empty() {
         let now = Instant::now();
         let due = next < txs.len()
+            && open(now)
             && match mode {
                 Mode::Sequential => pending.is_empty(),
                 Mode::Rate(_) => send_time(next).is_some_and(|t| t <= now),
