@@ -35,6 +35,10 @@ Options:
   -port=N             peer-to-peer port (default: default-network-port of the chain)
   -rpcport=N          JSON-RPC port (default: rpcport in wattle.conf, else default-rpc-port)
   -bind=IP            peer-to-peer listening address (default 127.0.0.1)
+  -addnode=HOST:PORT  also connect to this peer, and reconnect whenever the connection is lost,
+                      as with the seed (repeatable; MultiChain's -addnode with an explicit port).
+                      The seed alone makes a star around it; with this the nodes can form any
+                      mesh, so that they still reach each other while the seed is down or cut off
   -rpcallowip=IP/NET  also accept JSON-RPC from these addresses: a single IP (1.2.3.4), a
                       network/CIDR (192.168.0.0/16) or a network/netmask
                       (1.2.3.0/255.255.255.0); repeat it or give a comma-separated list. Without
@@ -68,6 +72,8 @@ pub struct Options {
     pub port: Option<u16>,
     pub rpcport: Option<u16>,
     pub bind: Option<String>,
+    /// `-addnode` peers, dialled and re-dialled like the seed.
+    pub addnode: Vec<(String, u16)>,
     /// `-rpcallowip` subnets (the ones in wattle.conf are added at start).
     pub rpcallowip: Vec<Subnet>,
     /// `-rpcbind` values (the ones in wattle.conf are added at start).
@@ -101,6 +107,18 @@ fn port(name: &str, v: &str) -> Result<u16, String> {
         .map_err(|_| format!("invalid -{name}: {v} (expected a port number 0-65535)"))
 }
 
+/// `HOST:PORT` (an IPv6 literal in brackets: `[::1]:7447`).
+fn host_port(name: &str, v: &str) -> Result<(String, u16), String> {
+    let (host, p) = v
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid -{name}: {v} (expected HOST:PORT)"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("invalid -{name}: {v} (expected HOST:PORT)"));
+    }
+    Ok((host.to_string(), port(name, p)?))
+}
+
 /// A positive count (a limit).
 fn count(name: &str, v: &str) -> Result<usize, String> {
     v.parse::<usize>()
@@ -131,6 +149,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 "port" => opts.port = Some(port(name, &need(value)?)?),
                 "rpcport" => opts.rpcport = Some(port(name, &need(value)?)?),
                 "bind" => opts.bind = Some(need(value)?),
+                "addnode" => opts.addnode.push(host_port(name, &need(value)?)?),
                 "rpcallowip" => opts.rpcallowip.extend(Subnet::parse_list(&need(value)?)?),
                 "rpcbind" => opts.rpcbind.push(need(value)?),
                 "rpcworkqueue" => opts.rpcworkqueue = Some(count(name, &need(value)?)?),
@@ -445,6 +464,11 @@ pub async fn run(
     net_cfg.listen_port = opts.port.unwrap_or(params.default_network_port);
     net_cfg.listen_host = opts.bind.clone().unwrap_or_else(|| "127.0.0.1".into());
     net_cfg.seeds = seed.clone().into_iter().collect();
+    for peer in &opts.addnode {
+        if !net_cfg.seeds.contains(peer) {
+            net_cfg.seeds.push(peer.clone());
+        }
+    }
     net_cfg.max_transmit_size = params.maximum_block_size as usize + 65_536;
     net_cfg.heartbeat = Duration::from_millis(200);
     if let Some(seconds) = opts.bantime {
@@ -651,6 +675,32 @@ mod tests {
                 .unwrap_err()
                 .contains("explicit port")
         );
+        let Command::Run(o) = parse_args(&args(
+            "energybc -addnode=10.0.0.2:7447 -addnode=[fd00::1]:7448 -addnode=host.example:1",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            o.addnode,
+            [
+                ("10.0.0.2".to_string(), 7447),
+                ("fd00::1".to_string(), 7448),
+                ("host.example".to_string(), 1)
+            ]
+        );
+        for bad in [
+            "-addnode",
+            "-addnode=10.0.0.2",
+            "-addnode=:7447",
+            "-addnode=h:x",
+        ] {
+            assert!(
+                parse_args(&args(&format!("energybc {bad}"))).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(USAGE.contains("-addnode"));
         assert!(
             parse_args(&args("energybc -port=x"))
                 .unwrap_err()

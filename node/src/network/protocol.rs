@@ -11,6 +11,16 @@
 //! restart, which fails with the transport's error). A bad response fails with
 //! [`std::io::ErrorKind::InvalidData`]; a bad request is read as [`SyncRequest::Invalid`], because
 //! libp2p reports a request that fails to read to nobody, and the actor must see who sent it.
+//!
+//! A message that *ends too early* (nothing at all, or a prefix of a message) is not blamed on
+//! the peer either: it fails with [`std::io::ErrorKind::UnexpectedEof`]. yamux reports a stream
+//! that the other side reset (abandoned) as a clean end of stream, so a cut-short message is what
+//! an honest peer's abandoned stream looks like. It happens after every network partition: a
+//! request made while the link is down cannot finish its protocol negotiation, libp2p resets the
+//! stream after its 10 s upgrade timeout without having written the request, and the responder
+//! reads the empty stream once the link is back — one such stream per request, so a partition of
+//! more than about 12 s used to ban every peer on the other side for the ban time (found by
+//! `tests/partition`).
 
 use std::io;
 
@@ -114,9 +124,19 @@ async fn read_whole<T: AsyncRead + Unpin + Send>(io: &mut T, max: u64) -> io::Re
     Ok(bytes)
 }
 
-/// A complete message that does not decode is the sender's fault.
+/// A complete message that does not decode is the sender's fault; one that ends too early may be
+/// an abandoned stream (see the module documentation), and keeps its `UnexpectedEof`.
 fn undecodable(e: io::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
+    if cut_short(&e) {
+        e
+    } else {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// The decoder ran out of bytes: the message ended before it was complete.
+fn cut_short(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::UnexpectedEof
 }
 
 impl request_response::Codec for SyncCodec {
@@ -142,6 +162,8 @@ impl request_response::Codec for SyncCodec {
         let mut whole = Cursor::new(bytes);
         Ok(match self.inner.read_request(protocol, &mut whole).await {
             Ok(request) => SyncRequest::Valid(request),
+            // Maybe an abandoned stream: it fails, unblamed.
+            Err(e) if cut_short(&e) => return Err(e),
             Err(e) => SyncRequest::Invalid(format!("undecodable: {e}")),
         })
     }
@@ -369,8 +391,7 @@ mod tests {
         assert_eq!(read_request(&mut sync, good.clone()).unwrap(), status);
         for (what, bytes) in [
             ("garbage", vec![0xff, 0x00, 0x13]),
-            ("nothing", Vec::new()),
-            ("truncated", good[..good.len() - 1].to_vec()),
+            ("not a request", vec![0xa1, 0x61, 0x78, 0x01]),
             ("oversized", vec![0x42; MAX_REQUEST_SIZE as usize + 1]),
         ] {
             let read = read_request(&mut sync, bytes).unwrap();
@@ -390,6 +411,49 @@ mod tests {
         let e =
             block_on(sync.read_request(&protocol, &mut Broken(good[..1].to_vec()))).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    /// yamux reports a stream the other side reset as a clean end: an empty or cut-short message
+    /// may be an honest peer's abandoned stream (after a partition, every request made while the
+    /// link was down arrives like that), so it fails without blaming the peer: `UnexpectedEof`,
+    /// never `SyncRequest::Invalid` or `InvalidData` (which cost the peer misbehaviour points).
+    #[test]
+    fn messages_that_end_too_early_fail_without_blaming_the_peer() {
+        let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+        let mut sync = SyncCodec::new(MAX_REQUEST_SIZE, 4096);
+        let mut request = Cursor::new(Vec::new());
+        let ask = SyncRequest::Valid(Request::GetBlocks {
+            from_height: 1_000,
+            count: 500,
+        });
+        block_on(sync.write_request(&protocol, &mut request, ask)).unwrap();
+        let request = request.into_inner();
+        let response = encode(Response::Blocks(vec![vec![7; 300], vec![8; 300]]));
+        for cut in [0, 1, request.len() - 1] {
+            let bytes = request[..cut].to_vec();
+            let read = block_on(sync.read_request(&protocol, &mut Cursor::new(bytes)));
+            let e = read.expect_err(&format!("a request cut to {cut} bytes"));
+            assert_eq!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof,
+                "request cut to {cut}: {e}"
+            );
+        }
+        for cut in [0, 1, 40, response.len() - 1] {
+            let bytes = response[..cut].to_vec();
+            let read = block_on(sync.read_response(&protocol, &mut Cursor::new(bytes)));
+            let e = read.expect_err(&format!("a response cut to {cut} bytes"));
+            assert_eq!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof,
+                "response cut to {cut}: {e}"
+            );
+        }
+        // Complete but wrong is still the sender's fault.
+        let e =
+            block_on(sync.read_response(&protocol, &mut Cursor::new(vec![0xa1, 0x61, 0x78, 0x01])))
+                .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "not a response: {e}");
     }
 
     #[test]
