@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wattle_fuzz_targets::gossip::gossip_block(data));
