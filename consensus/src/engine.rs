@@ -39,6 +39,9 @@ pub struct Config {
     pub last_signed: Option<u32>,
     /// Blocks asked for in one request.
     pub sync_batch: u32,
+    /// A peer whose tip we are still below is asked again after this long without progress
+    /// (its answer was lost, or the request timed out: the network gives up after 30 s).
+    pub sync_retry_ms: u64,
 }
 
 impl Config {
@@ -50,6 +53,7 @@ impl Config {
             max_future: 64,
             last_signed: None,
             sync_batch: 500,
+            sync_retry_ms: 35_000,
         }
     }
 }
@@ -167,6 +171,8 @@ pub struct Engine {
     /// The height we asked the node to produce at, and when (retried after a fallback timeout).
     produce_pending: Option<(u32, u64)>,
     peer_tips: BTreeMap<PeerId, (u32, BlockId)>,
+    /// Our tip height when we last asked each peer for blocks, and when.
+    asked: BTreeMap<PeerId, (u32, u64)>,
     last_wake: Option<u64>,
 }
 
@@ -202,6 +208,7 @@ impl Engine {
             synced: false,
             produce_pending: None,
             peer_tips: BTreeMap::new(),
+            asked: BTreeMap::new(),
             last_wake: None,
         }
     }
@@ -220,6 +227,11 @@ impl Engine {
 
     fn tip_block(&self) -> Option<&Arc<Block>> {
         self.main.back().map(|e| &e.block)
+    }
+
+    /// The last tip `peer` reported: (height, id).
+    pub fn peer_tip(&self, peer: PeerId) -> Option<(u32, BlockId)> {
+        self.peer_tips.get(&peer).copied()
     }
 
     pub fn last_signed(&self) -> Option<u32> {
@@ -258,7 +270,7 @@ impl Engine {
                 tip,
                 now,
             } => {
-                self.handle_peer_tip(peer, height, tip, &mut out);
+                self.handle_peer_tip(peer, height, tip, now, &mut out);
                 now
             }
             Input::Peers { count, now } => {
@@ -291,13 +303,35 @@ impl Engine {
         }
     }
 
-    fn handle_peer_tip(&mut self, peer: PeerId, height: u32, tip: BlockId, out: &mut Vec<Output>) {
+    /// A peer's tip, reported by a status poll or learnt otherwise. A new tip we do not know is
+    /// asked for. The same tip again is asked for again only while we are below it and either
+    /// our tip moved since we last asked (the answer came and was judged: fetch the next batch,
+    /// as one request brings at most `sync_batch` blocks) or the last request has had
+    /// `sync_retry_ms` (it failed or its answer was lost). Without this a node more than one
+    /// batch behind a peer that makes no new block would wait for its next block.
+    fn handle_peer_tip(
+        &mut self,
+        peer: PeerId,
+        height: u32,
+        tip: BlockId,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         let known = self.main_heights.contains_key(&tip) || self.side.contains_key(&tip);
         let previous = self.peer_tips.insert(peer, (height, tip));
-        if known || previous == Some((height, tip)) {
+        if known {
             return;
         }
         let (tip_h, _) = self.tip();
+        if previous == Some((height, tip)) {
+            let waiting = self.asked.get(&peer).is_some_and(|&(asked_at_height, at)| {
+                asked_at_height == tip_h && now < at.saturating_add(self.config.sync_retry_ms)
+            });
+            if height <= tip_h || waiting {
+                return;
+            }
+        }
+        self.asked.insert(peer, (tip_h, now));
         out.push(self.sync_request(peer, height, tip_h));
     }
 
@@ -744,6 +778,80 @@ mod tests {
             vec![genesis],
             t.next_time_ms,
         )
+    }
+
+    /// The `RequestBlocks` in `out`, as (from_height, count).
+    fn requests(out: &[Output]) -> Vec<(u32, u32)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::RequestBlocks {
+                    from_height, count, ..
+                } => Some((*from_height, *count)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_node_batches_behind_a_quiet_peer_keeps_asking_until_it_has_its_tip() {
+        // The peer has 5 blocks and makes no more; one request brings at most 2.
+        let mut source = TestChain::new();
+        let mut blocks = Vec::new();
+        for _ in 0..5 {
+            let b = source.block(vec![]);
+            source.commit(&b).unwrap();
+            blocks.push(Arc::new(b));
+        }
+        let peer_tip = (5, blocks[4].header.id(&source.chain.id));
+        let mut local = TestChain::new();
+        let mut e = engine(&local);
+        e.config.sync_batch = 2;
+        let start = source.next_time_ms;
+        let status = |e: &mut Engine, local: &TestChain, now: u64| {
+            let input = Input::PeerTip {
+                peer: 1,
+                height: peer_tip.0,
+                tip: peer_tip.1,
+                now,
+            };
+            requests(&e.step(&local.state, &NoCache, input))
+        };
+        assert_eq!(status(&mut e, &local, start), vec![(1, 2)]);
+        // The same tip while the answer is on its way: nothing more.
+        assert_eq!(status(&mut e, &local, start + 1_000), vec![]);
+        let mut next = 0;
+        let mut deliver = |e: &mut Engine, local: &mut TestChain, n: usize, now: u64| {
+            for block in &blocks[next..next + n] {
+                let input = Input::Block {
+                    block: block.clone(),
+                    from: Some(1),
+                    now,
+                };
+                for o in e.step(&local.state, &NoCache, input) {
+                    if let Output::Adopt { apply, .. } = o {
+                        for b in apply {
+                            local.state.apply(&b.changes).unwrap();
+                        }
+                    }
+                }
+            }
+            next += n;
+        };
+        deliver(&mut e, &mut local, 2, start + 2_000);
+        assert_eq!(e.tip().0, 2);
+        // The answer moved our tip: the same tip again asks for the next batch at once.
+        assert_eq!(status(&mut e, &local, start + 2_001), vec![(3, 2)]);
+        assert_eq!(status(&mut e, &local, start + 3_000), vec![]);
+        // That answer is lost: asked again once the retry time has passed, not before.
+        let retry = e.config.sync_retry_ms;
+        assert_eq!(status(&mut e, &local, start + 2_000 + retry), vec![]);
+        assert_eq!(status(&mut e, &local, start + 2_002 + retry), vec![(3, 2)]);
+        deliver(&mut e, &mut local, 2, start + 3_000 + retry);
+        assert_eq!(status(&mut e, &local, start + 3_001 + retry), vec![(5, 1)]);
+        deliver(&mut e, &mut local, 1, start + 4_000 + retry);
+        assert_eq!(e.tip(), peer_tip);
+        // Its tip is ours now: nothing to ask, however long it stays.
+        assert_eq!(status(&mut e, &local, start + 10 * retry), vec![]);
     }
 
     #[test]

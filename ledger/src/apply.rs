@@ -89,7 +89,7 @@ fn write_tx<V: LedgerView + ?Sized>(
             output: stored_output(out, txid),
             height: ctx.height,
         };
-        state.put(
+        state.put_new(
             StateKey::Utxo(crate::tx::OutPoint {
                 txid,
                 vout: vout as u32,

@@ -9,7 +9,7 @@ use crate::orderbook::{LevelInfo, OrderId, OrderRecord, Price, TradeRecord};
 use crate::permissions::{GlobalPerm, PermRecord, Permission};
 use crate::tx::{AssetId, OutPoint, Output, Txid};
 use bincode::{Decode, Encode};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// The chain tip the state corresponds to.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -292,6 +292,9 @@ impl LedgerView for MemoryView {
 pub struct Overlay<'a, V: LedgerView + ?Sized> {
     base: &'a V,
     writes: BTreeMap<StateKey, Option<StateValue>>,
+    /// Keys written with [`Overlay::put_new`]: absent from `base` by construction, so
+    /// `into_changeset` does not read their old value.
+    fresh: HashSet<StateKey>,
 }
 
 impl<'a, V: LedgerView + ?Sized> Overlay<'a, V> {
@@ -299,12 +302,17 @@ impl<'a, V: LedgerView + ?Sized> Overlay<'a, V> {
         Overlay {
             base,
             writes: BTreeMap::new(),
+            fresh: HashSet::new(),
         }
     }
 
     /// An overlay that starts with earlier writes (e.g. the mempool's accumulated effects).
     pub fn with_writes(base: &'a V, writes: BTreeMap<StateKey, Option<StateValue>>) -> Self {
-        Overlay { base, writes }
+        Overlay {
+            base,
+            writes,
+            fresh: HashSet::new(),
+        }
     }
 
     /// The pending writes, to keep them beyond the borrow of the base.
@@ -320,12 +328,25 @@ impl<'a, V: LedgerView + ?Sized> Overlay<'a, V> {
         self.writes.insert(key, None);
     }
 
+    /// Writes a key the base cannot hold: a new transaction's output. (Every transaction spends
+    /// at least one coin, so its txid — and the keys of its outputs — never existed before it
+    /// is applied.) `into_changeset` takes its old value to be absent instead of reading the
+    /// base: for a store, a lookup of a key that is not there, one per output of a block.
+    pub fn put_new(&mut self, key: StateKey, value: StateValue) {
+        self.fresh.insert(key.clone());
+        self.writes.insert(key, Some(value));
+    }
+
     /// The writes as a changeset with undo data read from the base. Writes that leave a key as it
     /// was are dropped.
     pub fn into_changeset(self) -> Result<Changeset, StoreError> {
         let mut changes = BTreeMap::new();
         for (key, new) in self.writes {
-            let old = self.base.get(&key)?;
+            let old = if self.fresh.contains(&key) {
+                None
+            } else {
+                self.base.get(&key)?
+            };
             if old != new {
                 changes.insert(key, Change { old, new });
             }
@@ -371,5 +392,67 @@ impl<V: LedgerView + ?Sized> LedgerView for StackedView<'_, V> {
             Some(v) => Ok(v.clone()),
             None => self.base.get(key),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::Hash256;
+    use std::cell::RefCell;
+
+    /// A view that records every key it is asked for.
+    struct Recording {
+        inner: MemoryView,
+        asked: RefCell<Vec<StateKey>>,
+    }
+
+    impl LedgerView for Recording {
+        fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StoreError> {
+            self.asked.borrow_mut().push(key.clone());
+            self.inner.get(key)
+        }
+    }
+
+    fn coin(txid: u8, vout: u32) -> (StateKey, StateValue) {
+        let key = StateKey::Utxo(OutPoint {
+            txid: Hash256([txid; 32]),
+            vout,
+        });
+        let value = StateValue::Utxo(Utxo {
+            output: Output {
+                address: Address([txid; 20]),
+                assets: Vec::new(),
+            },
+            height: 1,
+        });
+        (key, value)
+    }
+
+    #[test]
+    fn new_outputs_are_not_read_back_and_the_rest_is() {
+        let (spent, spent_value) = coin(1, 0);
+        let mut inner = MemoryView::default();
+        inner.map.insert(spent.clone(), spent_value.clone());
+        let base = Recording {
+            inner,
+            asked: RefCell::new(Vec::new()),
+        };
+        let (created, created_value) = coin(2, 0);
+        let (created_and_spent, value) = coin(2, 1);
+        let mut overlay = Overlay::new(&base);
+        overlay.delete(spent.clone());
+        overlay.put_new(created.clone(), created_value.clone());
+        overlay.put_new(created_and_spent.clone(), value);
+        overlay.delete(created_and_spent.clone());
+        let changes = overlay.into_changeset().unwrap();
+        // Only the spent coin was looked up; its old value comes from the base.
+        assert_eq!(*base.asked.borrow(), vec![spent.clone()]);
+        assert_eq!(changes.changes.len(), 2);
+        assert_eq!(changes.changes[&spent].old, Some(spent_value));
+        assert_eq!(changes.changes[&spent].new, None);
+        assert_eq!(changes.changes[&created].old, None);
+        assert_eq!(changes.changes[&created].new, Some(created_value));
+        assert!(!changes.changes.contains_key(&created_and_spent));
     }
 }

@@ -703,6 +703,20 @@ impl NodeState {
         let Some(handle) = self.peers.get(&peer).map(|p| p.handle) else {
             return;
         };
+        self.judge_fetched(handle, peer, blocks);
+        // The peer's tip again: if these blocks moved us but left us below it, the engine asks
+        // for the next batch now rather than at the next status poll.
+        if let Some((height, tip)) = self.engine.peer_tip(handle) {
+            self.step(Input::PeerTip {
+                peer: handle,
+                height,
+                tip,
+                now: now_ms(),
+            });
+        }
+    }
+
+    fn judge_fetched(&mut self, handle: u64, peer: PeerId, blocks: Vec<Vec<u8>>) {
         let limit = self.chain.params.maximum_block_size as usize;
         let mut decoded = Vec::with_capacity(blocks.len());
         for bytes in blocks {

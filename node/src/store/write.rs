@@ -37,9 +37,17 @@ impl<'a> StateDelta<'a> {
         key: &StateKey,
         from: &Option<StateValue>,
         to: &Option<StateValue>,
+        new_output: bool,
     ) -> Result<(), StoreError> {
         let now = match self.current.get(key) {
             Some(v) => v.clone(),
+            // An output its block creates: no coin can be stored under its key (its transaction
+            // spends a coin, so its txid is new: see `Overlay::put_new`), so it is not looked
+            // up. A rollback in the same switch that removed it has put it in `current` above.
+            None if new_output => {
+                self.original.insert(key.clone(), None);
+                None
+            }
             None => {
                 let stored = self.store.state_get(key)?;
                 self.original.insert(key.clone(), stored.clone());
@@ -58,7 +66,7 @@ impl<'a> StateDelta<'a> {
     /// Undoes a block's changes.
     pub(super) fn revert(&mut self, changes: &Changeset) -> Result<(), StoreError> {
         for (key, c) in &changes.changes {
-            self.step(key, &c.new, &c.old)?;
+            self.step(key, &c.new, &c.old, false)?;
         }
         Ok(())
     }
@@ -66,7 +74,8 @@ impl<'a> StateDelta<'a> {
     /// Applies a block's changes.
     pub(super) fn apply(&mut self, changes: &Changeset) -> Result<(), StoreError> {
         for (key, c) in &changes.changes {
-            self.step(key, &c.old, &c.new)?;
+            let new_output = matches!(key, StateKey::Utxo(_)) && c.old.is_none() && c.new.is_some();
+            self.step(key, &c.old, &c.new, new_output)?;
         }
         Ok(())
     }
