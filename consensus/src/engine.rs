@@ -171,8 +171,8 @@ pub struct Engine {
     /// The height we asked the node to produce at, and when (retried after a fallback timeout).
     produce_pending: Option<(u32, u64)>,
     peer_tips: BTreeMap<PeerId, (u32, BlockId)>,
-    /// Our tip height when we last asked each peer for blocks, and when.
-    asked: BTreeMap<PeerId, (u32, u64)>,
+    /// When we asked each peer for blocks, until it answers (`answered`).
+    asked: BTreeMap<PeerId, u64>,
     last_wake: Option<u64>,
 }
 
@@ -232,6 +232,25 @@ impl Engine {
     /// The last tip `peer` reported: (height, id).
     pub fn peer_tip(&self, peer: PeerId) -> Option<(u32, BlockId)> {
         self.peer_tips.get(&peer).copied()
+    }
+
+    /// `peer` answered our block request (or the request failed): we may ask it again.
+    pub fn answered(&mut self, peer: PeerId) {
+        self.asked.remove(&peer);
+    }
+
+    /// Whether a block request to `peer` is on its way (asked less than `sync_retry_ms` ago
+    /// and not answered).
+    fn waiting_on(&self, peer: PeerId, now: u64) -> bool {
+        self.asked
+            .get(&peer)
+            .is_some_and(|&at| now < at.saturating_add(self.config.sync_retry_ms))
+    }
+
+    /// Asks `peer` for blocks (see `sync_request`) and remembers it.
+    fn ask(&mut self, peer: PeerId, height: u32, above: u32, now: u64, out: &mut Vec<Output>) {
+        self.asked.insert(peer, now);
+        out.push(self.sync_request(peer, height, above));
     }
 
     pub fn last_signed(&self) -> Option<u32> {
@@ -304,11 +323,10 @@ impl Engine {
     }
 
     /// A peer's tip, reported by a status poll or learnt otherwise. A new tip we do not know is
-    /// asked for. The same tip again is asked for again only while we are below it and either
-    /// our tip moved since we last asked (the answer came and was judged: fetch the next batch,
-    /// as one request brings at most `sync_batch` blocks) or the last request has had
-    /// `sync_retry_ms` (it failed or its answer was lost). Without this a node more than one
-    /// batch behind a peer that makes no new block would wait for its next block.
+    /// asked for. The same tip again is asked for again while we are below it and no request
+    /// to it is on its way (one answer brings at most `sync_batch` blocks: the node calls this
+    /// again after judging one). Without this a node more than one batch behind a peer that
+    /// makes no new block would wait for its next block, and stop if an answer was lost.
     fn handle_peer_tip(
         &mut self,
         peer: PeerId,
@@ -323,16 +341,16 @@ impl Engine {
             return;
         }
         let (tip_h, _) = self.tip();
-        if previous == Some((height, tip)) {
-            let waiting = self.asked.get(&peer).is_some_and(|&(asked_at_height, at)| {
-                asked_at_height == tip_h && now < at.saturating_add(self.config.sync_retry_ms)
-            });
-            if height <= tip_h || waiting {
-                return;
-            }
+        let waiting = self.waiting_on(peer, now);
+        match previous {
+            // The same tip again: nothing to do if we have caught up or are fetching it.
+            Some(same) if same == (height, tip) && (height <= tip_h || waiting) => return,
+            // It grew while we fetch towards its last tip: the answer on its way is followed
+            // by a request for the rest (asking now would fetch the same blocks twice).
+            Some((before, _)) if waiting && before > tip_h && height > before => return,
+            _ => {}
         }
-        self.asked.insert(peer, (tip_h, now));
-        out.push(self.sync_request(peer, height, tip_h));
+        self.ask(peer, height, tip_h, now, out);
     }
 
     /// Asks `peer` for the blocks up to `height`: from our tip if `height` is above `above`,
@@ -401,7 +419,7 @@ impl Engine {
         }
         let parent = block.header.prev;
         if !self.main_heights.contains_key(&parent) && !self.side.contains_key(&parent) {
-            self.hold_orphan(block, from, worth_holding, out);
+            self.hold_orphan(block, from, worth_holding, now, out);
             return;
         }
         let mut queue = vec![(block, from)];
@@ -424,6 +442,7 @@ impl Engine {
         block: Arc<Block>,
         from: Option<PeerId>,
         keep: bool,
+        now: u64,
         out: &mut Vec<Output>,
     ) {
         let id = block.header.id(&self.chain.id);
@@ -441,10 +460,14 @@ impl Engine {
             verdict: Verdict::Ignore,
             reason: Some("unknown parent".into()),
         });
-        if let Some(peer) = from {
-            // A block right above our tip whose parent we lack is a fork: look further back.
+        // A block right above our tip whose parent we lack is a fork: look further back. (Not
+        // while a request to that peer is on its way: a node catching up hears of the peer's
+        // new blocks meanwhile, and would fetch the same batch again for each.)
+        if let Some(peer) = from
+            && !self.waiting_on(peer, now)
+        {
             let (tip_h, _) = self.tip();
-            out.push(self.sync_request(peer, height, tip_h + 1));
+            self.ask(peer, height, tip_h + 1, now, out);
         }
     }
 
@@ -821,6 +844,7 @@ mod tests {
         assert_eq!(status(&mut e, &local, start + 1_000), vec![]);
         let mut next = 0;
         let mut deliver = |e: &mut Engine, local: &mut TestChain, n: usize, now: u64| {
+            e.answered(1);
             for block in &blocks[next..next + n] {
                 let input = Input::Block {
                     block: block.clone(),
@@ -839,7 +863,7 @@ mod tests {
         };
         deliver(&mut e, &mut local, 2, start + 2_000);
         assert_eq!(e.tip().0, 2);
-        // The answer moved our tip: the same tip again asks for the next batch at once.
+        // Answered: the same tip again asks for the next batch at once.
         assert_eq!(status(&mut e, &local, start + 2_001), vec![(3, 2)]);
         assert_eq!(status(&mut e, &local, start + 3_000), vec![]);
         // That answer is lost: asked again once the retry time has passed, not before.
@@ -855,19 +879,51 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_tip_that_grows_while_we_fetch_is_not_fetched_twice() {
+        let mut source = TestChain::new();
+        let mut blocks = Vec::new();
+        for _ in 0..6 {
+            let b = source.block(vec![]);
+            source.commit(&b).unwrap();
+            blocks.push(Arc::new(b));
+        }
+        let tip_at = |h: usize| (h as u32, blocks[h - 1].header.id(&source.chain.id));
+        let local = TestChain::new();
+        let mut e = engine(&local);
+        e.config.sync_batch = 2;
+        let now = source.next_time_ms;
+        let status = |e: &mut Engine, (height, tip): (u32, BlockId), now: u64| {
+            let input = Input::PeerTip {
+                peer: 1,
+                height,
+                tip,
+                now,
+            };
+            requests(&e.step(&local.state, &NoCache, input))
+        };
+        assert_eq!(status(&mut e, tip_at(5), now), vec![(1, 2)]);
+        // The peer made a block meanwhile: its answer is still on its way.
+        assert_eq!(status(&mut e, tip_at(6), now + 10), vec![]);
+        assert_eq!(status(&mut e, tip_at(6), now + 20), vec![]);
+        // No answer within the retry time: asked again.
+        let retry = e.config.sync_retry_ms;
+        assert_eq!(status(&mut e, tip_at(6), now + retry), vec![(1, 2)]);
+    }
+
+    #[test]
     fn only_blocks_by_past_or_present_miners_are_held() {
         let t = TestChain::new();
         let mut e = engine(&t);
         let now = t.next_time_ms;
         let unknown_parent = Hash256([7; 32]);
-        for (signer, held) in [(key(9), 0), (t.admin.clone(), 1)] {
+        for (peer, signer, held) in [(1, key(9), 0), (2, t.admin.clone(), 1)] {
             let orphan = Block::build(unknown_parent, 5, now, vec![], &signer, &t.chain.id);
             let out = e.step(
                 &t.state,
                 &NoCache,
                 Input::Block {
                     block: Arc::new(orphan),
-                    from: Some(1),
+                    from: Some(peer),
                     now,
                 },
             );

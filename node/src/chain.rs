@@ -703,7 +703,17 @@ impl NodeState {
         let Some(handle) = self.peers.get(&peer).map(|p| p.handle) else {
             return;
         };
+        let (started, before, count) = (Instant::now(), self.height(), blocks.len());
+        self.engine.answered(handle);
         self.judge_fetched(handle, peer, blocks);
+        tracing::info!(
+            %peer,
+            blocks = count,
+            from = before,
+            to = self.height(),
+            ms = started.elapsed().as_millis() as u64,
+            "fetched blocks judged and written"
+        );
         // The peer's tip again: if these blocks moved us but left us below it, the engine asks
         // for the next batch now rather than at the next status poll.
         if let Some((height, tip)) = self.engine.peer_tip(handle) {
@@ -713,6 +723,13 @@ impl NodeState {
                 tip,
                 now: now_ms(),
             });
+        }
+    }
+
+    /// A block request to `peer` brought nothing: it may be asked again at its next status.
+    pub fn on_no_blocks(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get(&peer) {
+            self.engine.answered(p.handle);
         }
     }
 
@@ -775,6 +792,11 @@ impl NodeState {
         };
         p.tip_height = Some(height);
         let handle = p.handle;
+        // A peer behind us on our own chain has nothing for us. The engine knows only the
+        // recent blocks and would take an older tip for a fork and fetch blocks around it.
+        if height < self.height() && self.store.main_id_at(height).ok().flatten() == Some(tip) {
+            return;
+        }
         self.step(Input::PeerTip {
             peer: handle,
             height,
@@ -855,6 +877,8 @@ impl ChainHandle {
 enum Internal {
     Status(PeerId, u32, BlockId),
     Blocks(PeerId, Vec<Vec<u8>>),
+    /// A block request that brought no blocks (an error, or another answer).
+    NoBlocks(PeerId),
 }
 
 /// Runs the chain actor until `stop` is requested or a fatal error occurs. Returns the fatal
@@ -919,6 +943,7 @@ impl ChainActor {
                 Some(internal) = internal_rx.recv() => match internal {
                     Internal::Status(peer, height, tip) => self.state.on_status(peer, height, tip),
                     Internal::Blocks(peer, blocks) => self.state.on_blocks(peer, blocks),
+                    Internal::NoBlocks(peer) => self.state.on_no_blocks(peer),
                 },
                 _ = tokio::time::sleep(Duration::from_millis(wake)) => {
                     self.state.wake = None;
@@ -979,9 +1004,13 @@ impl ChainActor {
                                 let _ = tx.send(Internal::Blocks(peer, blocks)).await;
                             }
                             Ok(other) => {
-                                tracing::debug!(%peer, "block request answered with {other:?}")
+                                tracing::debug!(%peer, "block request answered with {other:?}");
+                                let _ = tx.send(Internal::NoBlocks(peer)).await;
                             }
-                            Err(e) => tracing::debug!(%peer, "block request failed: {e}"),
+                            Err(e) => {
+                                tracing::debug!(%peer, "block request failed: {e}");
+                                let _ = tx.send(Internal::NoBlocks(peer)).await;
+                            }
                         }
                     });
                 }

@@ -4,6 +4,7 @@
 use super::*;
 use wattle_ledger::amount::Amount;
 use wattle_ledger::sighash;
+use wattle_ledger::state::StateKey;
 use wattle_ledger::testkit::{TestChain, unsigned_input};
 use wattle_ledger::tx::{Output, TX_VERSION};
 
@@ -159,4 +160,98 @@ fn an_undecodable_block_ends_the_batch_and_the_blocks_before_it_are_kept() {
     state.on_blocks(peer, vec![b1.encode(), cut, b2.encode()]);
     let tip = state.store.tip().unwrap().unwrap();
     assert_eq!(tip.height, b1.header.height);
+}
+
+#[test]
+fn a_fetched_batch_leaves_the_state_index_and_undo_data_of_its_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, b1) = chain_with_coin(1_000_000);
+    let admin = t.admin.clone();
+    let coin = t.asset_id("coin");
+    let fan_out = t.build(
+        &admin,
+        vec![],
+        (0..100)
+            .map(|_| (admin.address(), coin, Amount::new(10).unwrap()))
+            .collect(),
+        vec![],
+    );
+    let fan_id = fan_out.txid();
+    let b2 = t.block(vec![fan_out]);
+    t.commit(&b2).unwrap();
+    let after_b2 = t.state.clone();
+    // Block 3 spends 70 of block 2's outputs: created and spent within the batch.
+    let outs: Vec<OutPoint> = (0..70)
+        .map(|vout| OutPoint { txid: fan_id, vout })
+        .collect();
+    let b3 = t.block(spends(&t, &outs, coin));
+    t.commit(&b3).unwrap();
+    let blocks = [&b1, &b2, &b3];
+
+    let (mut state, peer) = node(&t, dir.path());
+    state.on_blocks(peer, blocks.iter().map(|b| b.encode()).collect());
+    assert!(state.fatal.is_none());
+    let store = state.store.clone();
+    assert_eq!(store.tip().unwrap().unwrap().id, b3.header.id(&t.chain.id));
+    assert_eq!(state.engine.tip().1, b3.header.id(&t.chain.id));
+    // The stored state is exactly the ledger's after the three blocks.
+    let stored: BTreeMap<StateKey, StateValue> =
+        store.scan_prefix(&[]).unwrap().into_iter().collect();
+    assert_eq!(stored, t.state.map);
+    // Every block and transaction is indexed.
+    for b in blocks {
+        let height = b.header.height;
+        assert_eq!(store.block_at_height(height).unwrap().as_ref(), Some(b));
+        for (i, tx) in b.txs.iter().enumerate() {
+            assert_eq!(
+                store.tx_location(&tx.txid()).unwrap(),
+                Some((height, i as u32))
+            );
+        }
+    }
+    // Each block has its own undo data: rolling block 3 back gives the state after block 2.
+    let recent = store.recent(1).unwrap();
+    assert_eq!(recent.len(), 1);
+    store.adopt(&recent, &[]).unwrap();
+    let stored: BTreeMap<StateKey, StateValue> =
+        store.scan_prefix(&[]).unwrap().into_iter().collect();
+    assert_eq!(stored, after_b2.map);
+}
+
+/// The blocks fetched requests asked for since the outbox was last emptied.
+fn block_requests(state: &mut NodeState) -> Vec<(u32, u32)> {
+    std::mem::take(&mut state.outbox)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::RequestBlocks(_, from, count) => Some((from, count)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_behind_us_on_our_chain_is_not_asked_for_blocks() {
+    // More blocks than the engine keeps in memory (its reorg depth, 1,000).
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = TestChain::new();
+    let mut blocks = Vec::new();
+    for _ in 0..1_010 {
+        let b = t.block(vec![]);
+        t.commit(&b).unwrap();
+        blocks.push(b);
+    }
+    let (mut state, peer) = node(&t, dir.path());
+    state.peer_by_handle.insert(1, peer);
+    for chunk in blocks.chunks(500) {
+        state.on_blocks(peer, chunk.iter().map(Block::encode).collect());
+    }
+    assert_eq!(state.height(), 1_010);
+    block_requests(&mut state);
+    // A peer that is at our block 3 (say, still syncing from us): nothing to fetch from it.
+    let id3 = blocks[2].header.id(&t.chain.id);
+    state.on_status(peer, 3, id3);
+    assert_eq!(block_requests(&mut state), vec![]);
+    // A peer at height 3 on another branch is asked (from 32 blocks below, at most).
+    state.on_status(peer, 3, wattle_ledger::Hash256([9; 32]));
+    assert_eq!(block_requests(&mut state), vec![(1, 3)]);
 }
