@@ -79,27 +79,32 @@ fn chain_with_coin(qty: u64) -> (TestChain, Block) {
     (t, b1)
 }
 
-#[test]
-fn a_sync_batch_is_judged_in_order_with_signatures_checked_ahead() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut t, b1) = chain_with_coin(1_000_000);
+/// Commits a block with one transaction paying the admin `n` coins of 10 "coin"; returns the
+/// block and the coins.
+fn fan_out(t: &mut TestChain, n: u32) -> (Block, Vec<OutPoint>) {
     let admin = t.admin.clone();
     let coin = t.asset_id("coin");
-    // 230 coins of 10 to spend one by one.
-    let fan_out = t.build(
+    let tx = t.build(
         &admin,
         vec![],
-        (0..230)
+        (0..n)
             .map(|_| (admin.address(), coin, Amount::new(10).unwrap()))
             .collect(),
         vec![],
     );
-    let fan_id = fan_out.txid();
-    let b2 = t.block(vec![fan_out]);
-    t.commit(&b2).unwrap();
-    let outs: Vec<OutPoint> = (0..230)
-        .map(|vout| OutPoint { txid: fan_id, vout })
-        .collect();
+    let txid = tx.txid();
+    let block = t.block(vec![tx]);
+    t.commit(&block).unwrap();
+    (block, (0..n).map(|vout| OutPoint { txid, vout }).collect())
+}
+
+#[test]
+fn a_sync_batch_is_judged_in_order_with_signatures_checked_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, b1) = chain_with_coin(1_000_000);
+    let coin = t.asset_id("coin");
+    // 230 coins of 10 to spend one by one.
+    let (b2, outs) = fan_out(&mut t, 230);
     let good = spends(&t, &outs[..150], coin);
     let good_ids: Vec<Txid> = good.iter().map(Transaction::txid).collect();
     let b3 = t.block(good);
@@ -166,25 +171,11 @@ fn an_undecodable_block_ends_the_batch_and_the_blocks_before_it_are_kept() {
 fn a_fetched_batch_leaves_the_state_index_and_undo_data_of_its_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let (mut t, b1) = chain_with_coin(1_000_000);
-    let admin = t.admin.clone();
     let coin = t.asset_id("coin");
-    let fan_out = t.build(
-        &admin,
-        vec![],
-        (0..100)
-            .map(|_| (admin.address(), coin, Amount::new(10).unwrap()))
-            .collect(),
-        vec![],
-    );
-    let fan_id = fan_out.txid();
-    let b2 = t.block(vec![fan_out]);
-    t.commit(&b2).unwrap();
+    let (b2, outs) = fan_out(&mut t, 100);
     let after_b2 = t.state.clone();
     // Block 3 spends 70 of block 2's outputs: created and spent within the batch.
-    let outs: Vec<OutPoint> = (0..70)
-        .map(|vout| OutPoint { txid: fan_id, vout })
-        .collect();
-    let b3 = t.block(spends(&t, &outs, coin));
+    let b3 = t.block(spends(&t, &outs[..70], coin));
     t.commit(&b3).unwrap();
     let blocks = [&b1, &b2, &b3];
 
