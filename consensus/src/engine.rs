@@ -173,6 +173,9 @@ pub struct Engine {
     peer_tips: BTreeMap<PeerId, (u32, BlockId)>,
     /// When we asked each peer for blocks, until it answers (`answered`).
     asked: BTreeMap<PeerId, u64>,
+    /// A peer tip whose last answer moved our tip nowhere (a lighter branch, say): not asked
+    /// for again until the peer reports another tip.
+    fruitless: BTreeMap<PeerId, (u32, BlockId)>,
     last_wake: Option<u64>,
 }
 
@@ -209,6 +212,7 @@ impl Engine {
             produce_pending: None,
             peer_tips: BTreeMap::new(),
             asked: BTreeMap::new(),
+            fruitless: BTreeMap::new(),
             last_wake: None,
         }
     }
@@ -237,6 +241,19 @@ impl Engine {
     /// `peer` answered our block request (or the request failed): we may ask it again.
     pub fn answered(&mut self, peer: PeerId) {
         self.asked.remove(&peer);
+    }
+
+    /// The blocks `peer` sent were judged; `progressed`: they moved our tip. If they did not,
+    /// its current tip is not asked for again (it would bring the same blocks).
+    pub fn judged(&mut self, peer: PeerId, progressed: bool) {
+        match self.peer_tips.get(&peer) {
+            Some(&tip) if !progressed => {
+                self.fruitless.insert(peer, tip);
+            }
+            _ => {
+                self.fruitless.remove(&peer);
+            }
+        }
     }
 
     /// Whether a block request to `peer` is on its way (asked less than `sync_retry_ms` ago
@@ -343,8 +360,16 @@ impl Engine {
         let (tip_h, _) = self.tip();
         let waiting = self.waiting_on(peer, now);
         match previous {
-            // The same tip again: nothing to do if we have caught up or are fetching it.
-            Some(same) if same == (height, tip) && (height <= tip_h || waiting) => return,
+            // The same tip again: nothing to do if we have caught up, are fetching it, or the
+            // last answer for it got us nowhere.
+            Some(same)
+                if same == (height, tip)
+                    && (height <= tip_h
+                        || waiting
+                        || self.fruitless.get(&peer) == Some(&(height, tip))) =>
+            {
+                return;
+            }
             // It grew while we fetch towards its last tip: the answer on its way is followed
             // by a request for the rest (asking now would fetch the same blocks twice).
             Some((before, _)) if waiting && before > tip_h && height > before => return,
@@ -876,6 +901,39 @@ mod tests {
         assert_eq!(e.tip(), peer_tip);
         // Its tip is ours now: nothing to ask, however long it stays.
         assert_eq!(status(&mut e, &local, start + 10 * retry), vec![]);
+    }
+
+    #[test]
+    fn a_tip_whose_answer_got_us_nowhere_is_not_asked_for_again() {
+        let t = TestChain::new();
+        let mut e = engine(&t);
+        let now = t.next_time_ms;
+        // A peer on a branch we do not take (here: blocks we never get to connect).
+        let peer_tip = (7, Hash256([5; 32]));
+        let status = |e: &mut Engine, now: u64| {
+            let input = Input::PeerTip {
+                peer: 1,
+                height: peer_tip.0,
+                tip: peer_tip.1,
+                now,
+            };
+            requests(&e.step(&t.state, &NoCache, input))
+        };
+        assert_eq!(status(&mut e, now), vec![(1, 7)]);
+        e.answered(1);
+        e.judged(1, false);
+        // Asking again for the same tip would bring the same blocks: not at the next poll, nor later.
+        assert_eq!(status(&mut e, now + 1_000), vec![]);
+        let much_later = now + 10 * e.config.sync_retry_ms;
+        assert_eq!(status(&mut e, much_later), vec![]);
+        // A new tip is asked for.
+        let input = Input::PeerTip {
+            peer: 1,
+            height: 8,
+            tip: Hash256([6; 32]),
+            now: now + 2_000,
+        };
+        assert_eq!(requests(&e.step(&t.state, &NoCache, input)), vec![(1, 8)]);
     }
 
     #[test]

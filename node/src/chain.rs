@@ -704,8 +704,11 @@ impl NodeState {
             return;
         };
         let (started, before, count) = (Instant::now(), self.height(), blocks.len());
+        let tip_before = self.engine.tip().1;
         self.engine.answered(handle);
         self.judge_fetched(handle, peer, blocks);
+        let progressed = self.engine.tip().1 != tip_before;
+        self.engine.judged(handle, progressed);
         tracing::info!(
             %peer,
             blocks = count,
@@ -715,7 +718,8 @@ impl NodeState {
             "fetched blocks judged and written"
         );
         // The peer's tip again: if these blocks moved us but left us below it, the engine asks
-        // for the next batch now rather than at the next status poll.
+        // for the next batch now rather than at the next status poll (if they did not move us,
+        // it does not ask for that tip again).
         if let Some((height, tip)) = self.engine.peer_tip(handle) {
             self.step(Input::PeerTip {
                 peer: handle,
