@@ -17,6 +17,10 @@ use axum::routing::get;
 const ADMIN_PAGE: &str = include_str!("../ui/admin.html");
 const PRODUCER_PAGE: &str = include_str!("../ui/producer.html");
 const CONSUMER_PAGE: &str = include_str!("../ui/consumer.html");
+/// The market panels every page shows (the order book's depth and its recent trades), put in
+/// place of each page's [`MARKET_SLOT`].
+const MARKET: &str = include_str!("../ui/market.html");
+const MARKET_SLOT: &str = "    <!-- market -->\n";
 const SCRIPT: &str = include_str!("../ui/app.js");
 const STYLE: &str = include_str!("../ui/style.css");
 const ICON: &str = include_str!("../ui/favicon.svg");
@@ -27,12 +31,16 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 /// The page for `role` ("admin", "producer" or "consumer"), `None` for any other word.
 pub fn page(role: &str) -> Option<&'static str> {
-    match role {
-        "admin" => Some(ADMIN_PAGE),
-        "producer" => Some(PRODUCER_PAGE),
-        "consumer" => Some(CONSUMER_PAGE),
-        _ => None,
-    }
+    static PAGES: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+        [ADMIN_PAGE, PRODUCER_PAGE, CONSUMER_PAGE].map(|page| page.replacen(MARKET_SLOT, MARKET, 1))
+    });
+    let index = match role {
+        "admin" => 0,
+        "producer" => 1,
+        "consumer" => 2,
+        _ => return None,
+    };
+    Some(PAGES[index].as_str())
 }
 
 /// The UI routes for `role` ("admin", "producer" or "consumer"): `GET /` and its static files.
@@ -88,6 +96,10 @@ mod tests {
     fn each_role_has_its_page_with_the_shared_script_and_style() {
         for role in ["admin", "producer", "consumer"] {
             let html = page(role).expect("a page for every role");
+            assert!(
+                !html.contains(MARKET_SLOT),
+                "{role}: the market panels are in place"
+            );
             assert!(html.contains(&format!("data-role=\"{role}\"")), "{role}");
             assert!(html.contains("src=\"/app.js\""), "{role}");
             assert!(html.contains("href=\"/style.css\""), "{role}");
