@@ -161,7 +161,7 @@ fn write_new_asset<V: LedgerView + ?Sized>(
         total: issue.quantity,
         issue_count: 1,
     };
-    state.put(StateKey::Asset(txid), StateValue::Asset(info));
+    state.put(StateKey::Asset(txid), StateValue::Asset(Box::new(info)));
     state.put(
         StateKey::AssetName(issue.name.to_lowercase()),
         StateValue::AssetName(txid),
@@ -174,7 +174,7 @@ fn write_new_asset<V: LedgerView + ?Sized>(
     };
     state.put(
         StateKey::AssetIssue(txid, 0),
-        StateValue::AssetIssue(record),
+        StateValue::AssetIssue(Box::new(record)),
     );
     for perm in AssetPerm::ALL {
         let rec = PermRecord {
@@ -218,10 +218,10 @@ fn write_issue_more<V: LedgerView + ?Sized>(
         fields: fields.clone(),
         issuers,
     };
-    state.put(StateKey::Asset(asset), StateValue::Asset(info));
+    state.put(StateKey::Asset(asset), StateValue::Asset(Box::new(info)));
     state.put(
         StateKey::AssetIssue(asset, index),
-        StateValue::AssetIssue(record),
+        StateValue::AssetIssue(Box::new(record)),
     );
     Ok(())
 }

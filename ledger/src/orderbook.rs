@@ -372,8 +372,10 @@ impl<V: LedgerView + ?Sized> Book<'_, '_, '_, V> {
     }
 
     fn put_order(&mut self, r: &OrderRecord) {
-        self.state
-            .put(StateKey::Order(r.id), StateValue::Order(r.clone()));
+        self.state.put(
+            StateKey::Order(r.id),
+            StateValue::Order(Box::new(r.clone())),
+        );
     }
 
     fn level(&self, sell: &AssetId, buy: &AssetId, price: &Price) -> Result<LevelInfo, TxError> {
@@ -382,8 +384,10 @@ impl<V: LedgerView + ?Sized> Book<'_, '_, '_, V> {
     }
 
     fn put_level(&mut self, sell: AssetId, buy: AssetId, price: Price, level: LevelInfo) {
-        self.state
-            .put(StateKey::Level(sell, buy, price), StateValue::Level(level));
+        self.state.put(
+            StateKey::Level(sell, buy, price),
+            StateValue::Level(Box::new(level)),
+        );
     }
 
     /// A new coin of the settlement txid at `vout`.
@@ -707,8 +711,10 @@ impl<V: LedgerView + ?Sized> Book<'_, '_, '_, V> {
             maker_payout,
             taker_payout: own_payout,
         };
-        self.state
-            .put(StateKey::TradeLog(lo, hi, index), StateValue::Trade(trade));
+        self.state.put(
+            StateKey::TradeLog(lo, hi, index),
+            StateValue::Trade(Box::new(trade)),
+        );
         for r in [&mut *maker, &mut *taker] {
             self.state
                 .put(StateKey::OrderFill(r.id, r.fills), StateValue::Count(index));

@@ -57,7 +57,7 @@ pub fn all_assets(s: &NodeState) -> Vec<AssetInfo> {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|(_, v)| match v {
-            StateValue::Asset(a) => Some(a),
+            StateValue::Asset(a) => Some(*a),
             _ => None,
         })
         .collect();
