@@ -139,6 +139,24 @@ pub enum Output {
 /// A block and the peer it came from (`None`: produced here).
 type Received = (Arc<Block>, Option<PeerId>);
 
+/// Whether `out` changes the main chain: the view of the step that made it is then out of date.
+fn main_changed(out: &[Output]) -> bool {
+    out.iter().any(|o| matches!(o, Output::Adopt { .. }))
+}
+
+impl Input {
+    /// The time the input carries.
+    pub fn now(&self) -> u64 {
+        match self {
+            Input::Tick { now }
+            | Input::Block { now, .. }
+            | Input::Mempool { now, .. }
+            | Input::PeerTip { now, .. }
+            | Input::Peers { now, .. } => *now,
+        }
+    }
+}
+
 struct Entry {
     block: Arc<Block>,
     id: BlockId,
@@ -163,6 +181,10 @@ pub struct Engine {
     orphans: BTreeMap<BlockId, Vec<Received>>,
     orphan_count: usize,
     future: Vec<Received>,
+    /// Blocks whose turn came after the main chain changed in the same step (orphans whose
+    /// parent just joined it, say): the view a step is given does not show that change yet, so
+    /// they are judged at the start of the next step, on the view that does.
+    ready: Vec<Received>,
     tip_received_ms: u64,
     mempool_pending: usize,
     peers: usize,
@@ -204,6 +226,7 @@ impl Engine {
             orphans: BTreeMap::new(),
             orphan_count: 0,
             future: Vec::new(),
+            ready: Vec::new(),
             tip_received_ms: now,
             mempool_pending: 0,
             peers: 0,
@@ -243,6 +266,18 @@ impl Engine {
         self.asked.remove(&peer);
     }
 
+    /// `peer`'s answer is still being judged, a part at a time: until `answered` is called
+    /// again, count it as a request on its way, so that neither the peer's tip nor its gossiped
+    /// blocks ask for the same blocks meanwhile. Returns false (and changes nothing) if a
+    /// request to it is already on its way (one the judged blocks made: a fork further back).
+    pub fn judging(&mut self, peer: PeerId, now: u64) -> bool {
+        if self.waiting_on(peer, now) {
+            return false;
+        }
+        self.asked.insert(peer, now);
+        true
+    }
+
     /// The blocks `peer` sent were judged; `progressed`: they moved our tip. If they did not,
     /// its current tip is not asked for again (it would bring the same blocks).
     pub fn judged(&mut self, peer: PeerId, progressed: bool) {
@@ -274,6 +309,12 @@ impl Engine {
         self.config.last_signed
     }
 
+    /// Whether blocks wait for the next step to be judged (see `ready`): the node should step
+    /// again (a `Tick`) once it has carried out this step's outputs.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     /// Whether the start-up sync is over (production allowed).
     pub fn is_synced(&self) -> bool {
         self.synced
@@ -287,37 +328,25 @@ impl Engine {
         input: Input,
     ) -> Vec<Output> {
         let mut out = Vec::new();
-        let now = match input {
-            Input::Tick { now } => {
-                self.recheck_future(view, cache, now, &mut out);
-                now
+        let now = input.now();
+        for (block, from) in std::mem::take(&mut self.ready) {
+            self.handle_block(view, cache, block, from, now, &mut out);
+        }
+        match input {
+            Input::Tick { .. } => self.recheck_future(view, cache, now, &mut out),
+            Input::Block { block, from, .. } => {
+                self.handle_block(view, cache, block, from, now, &mut out)
             }
-            Input::Block { block, from, now } => {
-                self.handle_block(view, cache, block, from, now, &mut out);
-                now
-            }
-            Input::Mempool { pending, now } => {
-                self.mempool_pending = pending;
-                now
-            }
+            Input::Mempool { pending, .. } => self.mempool_pending = pending,
             Input::PeerTip {
-                peer,
-                height,
-                tip,
-                now,
-            } => {
-                self.handle_peer_tip(peer, height, tip, now, &mut out);
-                now
-            }
-            Input::Peers { count, now } => {
-                self.peers = count;
-                now
-            }
-        };
+                peer, height, tip, ..
+            } => self.handle_peer_tip(peer, height, tip, now, &mut out),
+            Input::Peers { count, .. } => self.peers = count,
+        }
         self.update_synced(now);
         // Production is judged on the state the node will have after executing `out`; an Adopt
         // in `out` changes the tip, so wait for the next step in that case.
-        if !out.iter().any(|o| matches!(o, Output::Adopt { .. })) {
+        if !main_changed(&out) {
             self.maybe_produce(view, now, &mut out);
         } else {
             out.push(Output::WakeAt(now));
@@ -404,6 +433,10 @@ impl Engine {
         now: u64,
         out: &mut Vec<Output>,
     ) {
+        if main_changed(out) {
+            self.ready.push((block, from));
+            return;
+        }
         let id = block.header.id(&self.chain.id);
         if self.main_heights.contains_key(&id) || self.side.contains_key(&id) {
             out.push(Output::Verdict {
@@ -449,6 +482,10 @@ impl Engine {
         }
         let mut queue = vec![(block, from)];
         while let Some((b, f)) = queue.pop() {
+            if main_changed(out) {
+                self.ready.push((b, f));
+                continue;
+            }
             let bid = b.header.id(&self.chain.id);
             if self.main_heights.contains_key(&bid) || self.side.contains_key(&bid) {
                 continue;
@@ -966,6 +1003,61 @@ mod tests {
         // No answer within the retry time: asked again.
         let retry = e.config.sync_retry_ms;
         assert_eq!(status(&mut e, tip_at(6), now + retry), vec![(1, 2)]);
+    }
+
+    #[test]
+    fn orphans_whose_parent_arrives_are_judged_on_the_state_that_includes_it() {
+        // Blocks 2 and 3 (each spending the admin's coins the block before made) arrive
+        // before block 1.
+        let mut source = TestChain::new();
+        let admin = source.admin.clone();
+        let mut blocks = Vec::new();
+        for i in 0..3 {
+            let tx = if i == 0 {
+                source.issue(&admin, admin.address(), "energy", true, 1, 10, &[])
+            } else {
+                let energy = source.asset_id("energy");
+                source.transfer(&admin, admin.address(), energy, 10 - i)
+            };
+            let blk = source.block(vec![tx]);
+            source.commit(&blk).unwrap();
+            blocks.push(Arc::new(blk));
+        }
+        let mut local = TestChain::new();
+        let mut e = engine(&local);
+        let now = source.next_time_ms;
+        let step = |e: &mut Engine, local: &mut TestChain, input: Input| {
+            let out = e.step(&local.state, &NoCache, input);
+            for o in &out {
+                if let Output::Adopt { apply, .. } = o {
+                    for b in apply {
+                        local.state.apply(&b.changes).unwrap();
+                    }
+                }
+            }
+            out
+        };
+        for block in [&blocks[2], &blocks[1], &blocks[0]] {
+            let input = Input::Block {
+                block: block.clone(),
+                from: Some(1),
+                now,
+            };
+            step(&mut e, &mut local, input);
+        }
+        // Block 1 joined the chain; its children wait for the step that sees it stored.
+        assert_eq!(e.tip().0, 1);
+        assert!(e.has_ready());
+        for _ in 0..2 {
+            let out = step(&mut e, &mut local, Input::Tick { now });
+            let refused = out.iter().any(
+                |o| matches!(o, Output::Verdict { verdict, .. } if *verdict != Verdict::Accept),
+            );
+            assert!(!refused, "a held block was refused: {out:?}");
+        }
+        assert_eq!(e.tip(), (3, blocks[2].header.id(&source.chain.id)));
+        assert!(!e.has_ready());
+        assert_eq!(local.state, source.state);
     }
 
     #[test]

@@ -29,12 +29,47 @@ use wattle_ledger::state::{StateValue, read};
 use wattle_ledger::tx::{OutPoint, Transaction, Txid};
 use wattle_ledger::validate;
 
+/// How long the actor judges fetched blocks before it looks at its other work.
+const FETCHED_SLICE: Duration = Duration::from_millis(50);
+
 /// Below this many unseen transactions, a block's signatures are checked while it is judged.
 const MIN_UNSEEN: usize = 64;
 
 /// Threads that check signatures in parallel: the cores, at most 8.
 fn verify_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Starts a thread that checks the signatures of `unseen` transactions of each block, in
+/// order, on `threads` cores, and sends the ids of those that pass, one message per block. It
+/// stops when the receiver is gone. `None` if the thread could not be started (the blocks are
+/// then checked as they are judged).
+fn spawn_verifier(
+    blocks: Vec<Arc<Block>>,
+    unseen: Vec<Vec<(Txid, usize)>>,
+    chain: Chain,
+    threads: usize,
+) -> Option<std::sync::mpsc::Receiver<Vec<Txid>>> {
+    let (done, results) = std::sync::mpsc::channel::<Vec<Txid>>();
+    let spawned = std::thread::Builder::new()
+        .name("wattle-verify".into())
+        .spawn(move || {
+            for (block, list) in blocks.iter().zip(&unseen) {
+                let list: Vec<(Txid, &Transaction)> =
+                    list.iter().map(|(id, i)| (*id, &block.txs[*i])).collect();
+                let ok = crate::mempool::verify_in_parallel(&list, &chain, threads);
+                if done.send(ok).is_err() {
+                    return;
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(results),
+        Err(e) => {
+            tracing::warn!("signature checks of fetched blocks not started ahead: {e}");
+            None
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -150,6 +185,27 @@ pub struct NodeState {
     next_handle: u64,
     gossip_blocks: HashMap<BlockId, (MessageId, PeerId)>,
     inputs: VecDeque<Input>,
+    /// Fetched answers waiting to be judged, oldest first (`judge_fetched`).
+    fetched: VecDeque<Fetched>,
+}
+
+/// A fetched answer, judged a slice at a time so that the actor answers RPC calls and peers
+/// in between (one answer is up to 500 blocks, several seconds of work).
+struct Fetched {
+    peer: PeerId,
+    handle: u64,
+    blocks: VecDeque<Arc<Block>>,
+    /// The ids of each block's transactions whose signatures passed, one message per block in
+    /// order, from the verifier thread working ahead; `None` when the blocks are checked as they
+    /// are judged.
+    verified: Option<std::sync::mpsc::Receiver<Vec<Txid>>>,
+    /// Whether the engine counts a request to the peer as on its way because of this answer
+    /// (`Engine::judging`), rather than because judging it asked for more.
+    held: bool,
+    received: Instant,
+    from: u32,
+    count: usize,
+    tip_before: BlockId,
 }
 
 impl NodeState {
@@ -183,6 +239,7 @@ impl NodeState {
             next_handle: 1,
             gossip_blocks: HashMap::new(),
             inputs: VecDeque::new(),
+            fetched: VecDeque::new(),
         }
     }
 
@@ -215,6 +272,10 @@ impl NodeState {
                 .step(&*self.store, &self.mempool.verified, input);
             for output in outputs {
                 self.execute(output);
+            }
+            // Blocks that waited for this step's new tip to be stored are judged now.
+            if self.inputs.is_empty() && self.engine.has_ready() {
+                self.inputs.push_back(Input::Tick { now: now_ms() });
             }
         }
     }
@@ -695,49 +756,17 @@ impl NodeState {
         }
     }
 
-    /// Blocks fetched by a sync request, judged in order. With several cores and many unseen
-    /// transactions, their signatures are checked in a pipeline: a verifier thread (itself on all
-    /// cores) works on the blocks ahead while this actor judges and stores the one before, so
-    /// that the store writes and state reads overlap the signature checks.
+    /// Blocks fetched by a sync request: decoded and queued, to be judged in order by
+    /// `judge_fetched`. With several cores and many unseen transactions, their signatures are
+    /// checked in a pipeline: a verifier thread (itself on all cores) works on the blocks ahead
+    /// while this actor judges and stores the one before, so that the store writes and state
+    /// reads overlap the signature checks.
     pub fn on_blocks(&mut self, peer: PeerId, blocks: Vec<Vec<u8>>) {
         let Some(handle) = self.peers.get(&peer).map(|p| p.handle) else {
             return;
         };
-        let (started, before, count) = (Instant::now(), self.height(), blocks.len());
-        let tip_before = self.engine.tip().1;
         self.engine.answered(handle);
-        self.judge_fetched(handle, peer, blocks);
-        let progressed = self.engine.tip().1 != tip_before;
-        self.engine.judged(handle, progressed);
-        tracing::info!(
-            %peer,
-            blocks = count,
-            from = before,
-            to = self.height(),
-            ms = started.elapsed().as_millis() as u64,
-            "fetched blocks judged and written"
-        );
-        // The peer's tip again: if these blocks moved us but left us below it, the engine asks
-        // for the next batch now rather than at the next status poll (if they did not move us,
-        // it does not ask for that tip again).
-        if let Some((height, tip)) = self.engine.peer_tip(handle) {
-            self.step(Input::PeerTip {
-                peer: handle,
-                height,
-                tip,
-                now: now_ms(),
-            });
-        }
-    }
-
-    /// A block request to `peer` brought nothing: it may be asked again at its next status.
-    pub fn on_no_blocks(&mut self, peer: PeerId) {
-        if let Some(p) = self.peers.get(&peer) {
-            self.engine.answered(p.handle);
-        }
-    }
-
-    fn judge_fetched(&mut self, handle: u64, peer: PeerId, blocks: Vec<Vec<u8>>) {
+        let (received, count) = (Instant::now(), blocks.len());
         let limit = self.chain.params.maximum_block_size as usize;
         let mut decoded = Vec::with_capacity(blocks.len());
         for bytes in blocks {
@@ -753,41 +782,96 @@ impl NodeState {
         let threads = verify_threads();
         let unseen: Vec<Vec<(Txid, usize)>> = decoded.iter().map(|b| self.unseen(b)).collect();
         let total: usize = unseen.iter().map(Vec::len).sum();
-        if threads < 2 || total < MIN_UNSEEN {
-            for block in decoded {
+        let verified = (threads >= 2 && total >= MIN_UNSEEN)
+            .then(|| spawn_verifier(decoded.clone(), unseen, self.chain.clone(), threads))
+            .flatten();
+        let held = self.engine.judging(handle, now_ms());
+        self.fetched.push_back(Fetched {
+            peer,
+            handle,
+            blocks: decoded.into(),
+            verified,
+            held,
+            received,
+            from: self.height(),
+            count,
+            tip_before: self.engine.tip().1,
+        });
+    }
+
+    /// Whether fetched blocks wait to be judged.
+    pub fn has_fetched(&self) -> bool {
+        !self.fetched.is_empty()
+    }
+
+    /// Judges queued fetched blocks in order until `budget` has passed (at least one block).
+    /// When the last block of an answer is judged, the peer is asked for the next one if it is
+    /// still ahead of us.
+    pub fn judge_fetched(&mut self, budget: Duration) {
+        let deadline = Instant::now().checked_add(budget);
+        while let Some(f) = self.fetched.front_mut() {
+            if f.held {
+                // The hold is ours: judging the blocks may ask the peer for more (a fork).
+                self.engine.answered(f.handle);
+                f.held = false;
+            }
+            let handle = f.handle;
+            if let Some(block) = f.blocks.pop_front() {
+                let passed = f.verified.as_ref().map(|rx| rx.recv().unwrap_or_default());
+                for txid in passed.into_iter().flatten() {
+                    self.mempool.verified.insert(txid);
+                }
                 self.step(Input::Block {
                     block,
                     from: Some(handle),
                     now: now_ms(),
                 });
             }
-            return;
-        }
-        let chain = self.chain.clone();
-        std::thread::scope(|scope| {
-            let (done, results) = std::sync::mpsc::channel::<Vec<Txid>>();
-            let (blocks, unseen, chain) = (&decoded, &unseen, &chain);
-            scope.spawn(move || {
-                for (block, list) in blocks.iter().zip(unseen) {
-                    let list: Vec<(Txid, &Transaction)> =
-                        list.iter().map(|(id, i)| (*id, &block.txs[*i])).collect();
-                    let ok = crate::mempool::verify_in_parallel(&list, chain, threads);
-                    if done.send(ok).is_err() {
-                        return;
-                    }
-                }
-            });
-            for block in blocks {
-                for txid in results.recv().unwrap_or_default() {
-                    self.mempool.verified.insert(txid);
-                }
-                self.step(Input::Block {
-                    block: block.clone(),
-                    from: Some(handle),
-                    now: now_ms(),
-                });
+            let Some(f) = self.fetched.front_mut() else {
+                break;
+            };
+            if f.blocks.is_empty() {
+                self.finish_fetched();
+            } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                f.held = self.engine.judging(f.handle, now_ms());
+                return;
             }
-        });
+        }
+    }
+
+    /// The last block of the oldest fetched answer was judged.
+    fn finish_fetched(&mut self) {
+        let Some(f) = self.fetched.pop_front() else {
+            return;
+        };
+        let progressed = self.engine.tip().1 != f.tip_before;
+        self.engine.judged(f.handle, progressed);
+        tracing::info!(
+            peer = %f.peer,
+            blocks = f.count,
+            from = f.from,
+            to = self.height(),
+            ms = f.received.elapsed().as_millis() as u64,
+            "fetched blocks judged and written"
+        );
+        // The peer's tip again: if these blocks moved us but left us below it, the engine asks
+        // for the next batch now rather than at the next status poll (if they did not move us,
+        // it does not ask for that tip again).
+        if let Some((height, tip)) = self.engine.peer_tip(f.handle) {
+            self.step(Input::PeerTip {
+                peer: f.handle,
+                height,
+                tip,
+                now: now_ms(),
+            });
+        }
+    }
+
+    /// A block request to `peer` brought nothing: it may be asked again at its next status.
+    pub fn on_no_blocks(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get(&peer) {
+            self.engine.answered(p.handle);
+        }
     }
 
     pub fn on_status(&mut self, peer: PeerId, height: u32, tip: BlockId) {
@@ -944,6 +1028,10 @@ impl ChainActor {
                     Some(event) => self.state.on_net_event(event),
                     None => return Err("the network task stopped".into()),
                 },
+                // Fetched blocks, a slice at a time: whatever else is ready is handled between.
+                _ = std::future::ready(()), if self.state.has_fetched() => {
+                    self.state.judge_fetched(FETCHED_SLICE);
+                }
                 Some(internal) = internal_rx.recv() => match internal {
                     Internal::Status(peer, height, tip) => self.state.on_status(peer, height, tip),
                     Internal::Blocks(peer, blocks) => self.state.on_blocks(peer, blocks),

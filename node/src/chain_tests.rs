@@ -1,5 +1,6 @@
-//! The chain actor's sync path on a real store: a batch of fetched blocks is judged in order
-//! while a verifier thread checks the signatures of the blocks ahead (`NodeState::on_blocks`).
+//! The chain actor's sync path on a real store: a batch of fetched blocks is queued
+//! (`NodeState::on_blocks`) and judged in order, a slice at a time (`NodeState::judge_fetched`),
+//! while a verifier thread checks the signatures of the blocks ahead.
 
 use super::*;
 use wattle_ledger::amount::Amount;
@@ -117,7 +118,7 @@ fn a_sync_batch_is_judged_in_order_with_signatures_checked_ahead() {
 
     let (mut state, peer) = node(&t, dir.path());
     let batch: Vec<Vec<u8>> = [&b1, &b2, &b3, &b4].iter().map(|b| b.encode()).collect();
-    state.on_blocks(peer, batch);
+    fetch(&mut state, peer, batch);
 
     let tip = state.store.tip().unwrap().unwrap();
     assert_eq!(
@@ -162,7 +163,7 @@ fn an_undecodable_block_ends_the_batch_and_the_blocks_before_it_are_kept() {
     let (mut state, peer) = node(&t, dir.path());
     let mut cut = b2.encode();
     cut.pop();
-    state.on_blocks(peer, vec![b1.encode(), cut, b2.encode()]);
+    fetch(&mut state, peer, vec![b1.encode(), cut, b2.encode()]);
     let tip = state.store.tip().unwrap().unwrap();
     assert_eq!(tip.height, b1.header.height);
 }
@@ -180,7 +181,11 @@ fn a_fetched_batch_leaves_the_state_index_and_undo_data_of_its_blocks() {
     let blocks = [&b1, &b2, &b3];
 
     let (mut state, peer) = node(&t, dir.path());
-    state.on_blocks(peer, blocks.iter().map(|b| b.encode()).collect());
+    fetch(
+        &mut state,
+        peer,
+        blocks.iter().map(|b| b.encode()).collect(),
+    );
     assert!(state.fatal.is_none());
     let store = state.store.clone();
     assert_eq!(store.tip().unwrap().unwrap().id, b3.header.id(&t.chain.id));
@@ -209,6 +214,14 @@ fn a_fetched_batch_leaves_the_state_index_and_undo_data_of_its_blocks() {
     assert_eq!(stored, after_b2.map);
 }
 
+/// A fetched answer from `peer`, judged to the end.
+fn fetch(state: &mut NodeState, peer: PeerId, blocks: Vec<Vec<u8>>) {
+    state.on_blocks(peer, blocks);
+    while state.has_fetched() {
+        state.judge_fetched(Duration::MAX);
+    }
+}
+
 /// The blocks fetched requests asked for since the outbox was last emptied.
 fn block_requests(state: &mut NodeState) -> Vec<(u32, u32)> {
     std::mem::take(&mut state.outbox)
@@ -234,7 +247,7 @@ fn a_peer_behind_us_on_our_chain_is_not_asked_for_blocks() {
     let (mut state, peer) = node(&t, dir.path());
     state.peer_by_handle.insert(1, peer);
     for chunk in blocks.chunks(500) {
-        state.on_blocks(peer, chunk.iter().map(Block::encode).collect());
+        fetch(&mut state, peer, chunk.iter().map(Block::encode).collect());
     }
     assert_eq!(state.height(), 1_010);
     block_requests(&mut state);
@@ -245,4 +258,58 @@ fn a_peer_behind_us_on_our_chain_is_not_asked_for_blocks() {
     // A peer at height 3 on another branch is asked (from 32 blocks below, at most).
     state.on_status(peer, 3, wattle_ledger::Hash256([9; 32]));
     assert_eq!(block_requests(&mut state), vec![(1, 3)]);
+}
+
+#[test]
+fn a_fetched_answer_is_judged_a_slice_at_a_time_and_its_peer_is_not_asked_again_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = TestChain::new();
+    let mut blocks = Vec::new();
+    for _ in 0..41 {
+        let b = t.block(vec![]);
+        t.commit(&b).unwrap();
+        blocks.push(b);
+    }
+    let (mut state, peer) = node(&t, dir.path());
+    state.peer_by_handle.insert(1, peer);
+    let tip40 = blocks[39].header.id(&t.chain.id);
+    state.on_status(peer, 40, tip40);
+    assert_eq!(block_requests(&mut state), vec![(1, 40)]);
+
+    // The answer (cut at 30 blocks, as a size limit would) is queued, not judged on arrival.
+    state.on_blocks(peer, blocks[..30].iter().map(Block::encode).collect());
+    assert!(state.has_fetched());
+    assert_eq!(state.height(), 0);
+    // A slice that has used up its time still judges one block.
+    state.judge_fetched(Duration::ZERO);
+    assert_eq!(state.height(), 1);
+    assert_eq!(state.store.tip().unwrap().unwrap().height, 1);
+
+    // Between slices, neither the peer's tip again nor its next block (gossiped: an orphan to
+    // us) asks for the blocks that are already here.
+    state.on_status(peer, 40, tip40);
+    state.step(Input::Block {
+        block: Arc::new(blocks[40].clone()),
+        from: Some(1),
+        now: now_ms(),
+    });
+    let id41 = blocks[40].header.id(&t.chain.id);
+    state.on_status(peer, 41, id41);
+    assert_eq!(block_requests(&mut state), vec![]);
+
+    let mut slices = 1;
+    while state.has_fetched() {
+        state.judge_fetched(Duration::ZERO);
+        slices += 1;
+    }
+    assert_eq!(slices, 30);
+    assert_eq!(state.height(), 30);
+    // The answer judged, the rest of the peer's chain is asked for at once.
+    assert_eq!(block_requests(&mut state), vec![(31, 11)]);
+    state.on_blocks(peer, blocks[30..40].iter().map(Block::encode).collect());
+    state.judge_fetched(Duration::MAX);
+    // The held gossiped block joined the chain as soon as its parent came.
+    assert_eq!(state.height(), 41);
+    assert!(!state.has_fetched());
+    assert_eq!(block_requests(&mut state), vec![]);
 }
