@@ -6,7 +6,8 @@
 //! - whether a received block is valid on its own branch (judged on an overlay of that branch's
 //!   state) and the verdict for gossip (Accept / Ignore / Reject);
 //! - fork choice: the heaviest valid branch, equal weight → the lower tip id; reorgs deeper than
-//!   `max_reorg_depth` are refused;
+//!   `max_reorg_depth`, or across an admin or mine permission change older than
+//!   `lock_admin_mine_rounds` rounds, are refused;
 //! - when this node's miner should produce (in turn after `due`, stand-ins after fallback timeouts,
 //!   never twice at a height, not before the start-up sync);
 //! - which blocks to ask peers for (sync planning).
@@ -31,6 +32,11 @@ pub struct Config {
     pub miner: Option<Address>,
     /// Deepest reorg accepted (DESIGN default 1000 blocks).
     pub max_reorg_depth: u32,
+    /// MultiChain's lock-admin-mine-rounds (default 10; 0: off): a block whose fork point is
+    /// this many rounds (× spacing blocks, MultiChain's M − active + 1) or more below the tip is
+    /// refused if the main-chain blocks above the fork point change an admin or mine permission,
+    /// so that once a revocation has settled, the revoked miner cannot write it away.
+    pub lock_admin_mine_rounds: u32,
     /// Blocks with an unknown parent held while their ancestors are fetched.
     pub max_orphans: usize,
     /// Blocks from too far in the future held for a later recheck.
@@ -49,6 +55,7 @@ impl Config {
         Config {
             miner,
             max_reorg_depth: 1000,
+            lock_admin_mine_rounds: 10,
             max_orphans: 256,
             max_future: 64,
             last_signed: None,
@@ -138,6 +145,18 @@ pub enum Output {
 
 /// A block and the peer it came from (`None`: produced here).
 type Received = (Arc<Block>, Option<PeerId>);
+
+/// Whether a block's changes grant or revoke an admin or mine permission.
+fn changes_admin_or_mine(changes: &Changeset) -> bool {
+    use wattle_ledger::permissions::{GlobalPerm, Permission};
+    use wattle_ledger::state::StateKey;
+    changes.changes.iter().any(|(key, c)| {
+        matches!(
+            key,
+            StateKey::Perm(_, Permission::Global(GlobalPerm::Admin | GlobalPerm::Mine))
+        ) && c.old != c.new
+    })
+}
 
 /// Whether `out` changes the main chain: the view of the step that made it is then out of date.
 fn main_changed(out: &[Output]) -> bool {
@@ -583,6 +602,16 @@ impl Engine {
             });
             return false;
         }
+        if let Some(reason) = self.locked_by_admin_or_mine_change(view, fork_h) {
+            out.push(Output::Refused { id, reason });
+            out.push(Output::Verdict {
+                id,
+                from,
+                verdict: Verdict::Ignore,
+                reason: Some("reorg-too-deep".into()),
+            });
+            return false;
+        }
         let result = {
             let mut branch = StackedView::new(view);
             for e in self
@@ -644,6 +673,41 @@ impl Engine {
                 false
             }
         }
+    }
+
+    /// Why a branch forking at `fork_h` may not replace the main chain under
+    /// `lock_admin_mine_rounds`, if it may not: the fork point is at least that many rounds
+    /// below the tip and a main-chain block above it changed an admin or mine permission.
+    fn locked_by_admin_or_mine_change<V: LedgerView + ?Sized>(
+        &self,
+        view: &V,
+        fork_h: u32,
+    ) -> Option<String> {
+        let rounds = self.config.lock_admin_mine_rounds;
+        let (tip_h, _) = self.tip();
+        let depth = tip_h - fork_h;
+        if rounds == 0 || depth == 0 {
+            return None;
+        }
+        // Spacing at the next height (the state at the tip); unreadable state: one block a round.
+        let miners = wattle_ledger::mining::miners_at(view, tip_h + 1).map_or(1, |m| m.len());
+        let spacing =
+            wattle_ledger::mining::spacing(miners as u32, self.chain.params.mining_diversity);
+        if depth < rounds.saturating_mul(spacing) {
+            return None;
+        }
+        let changed = self
+            .main
+            .iter()
+            .rev()
+            .take_while(|e| e.block.header.height > fork_h)
+            .find(|e| changes_admin_or_mine(&e.changes))?;
+        Some(format!(
+            "reorg-too-deep: fork point {fork_h} is {depth} blocks below the tip, at least \
+             lock-admin-mine-rounds ({rounds}) x {spacing}, and block {} changed an admin or \
+             mine permission",
+            changed.block.header.height
+        ))
     }
 
     /// Applies the block to its branch's state and weighs it.
@@ -1058,6 +1122,91 @@ mod tests {
         assert_eq!(e.tip(), (3, blocks[2].header.id(&source.chain.id)));
         assert!(!e.has_ready());
         assert_eq!(local.state, source.state);
+    }
+
+    /// A main chain of `main_len` blocks (block `grant_at` grants admin to a new address) and a
+    /// branch of `side_len` blocks forking after block `fork_at`, fed to an engine with
+    /// `lock_admin_mine_rounds = rounds` (a single miner: one block a round): the height of the
+    /// tip it ends on, and whether it refused a block as reorg-too-deep.
+    fn reorg_across_a_grant(
+        grant_at: Option<u32>,
+        main_len: u32,
+        fork_at: u32,
+        side_len: u32,
+        rounds: u32,
+    ) -> (u32, bool) {
+        use wattle_ledger::permissions::{GlobalPerm, Permission};
+        let (mut main, mut side) = (TestChain::new(), TestChain::new());
+        let grant = |t: &TestChain, h: u32| {
+            let admin = t.admin.clone();
+            let perm = [Permission::Global(GlobalPerm::Admin)];
+            (Some(h) == grant_at).then(|| t.grant(&admin, key(5).address(), &perm))
+        };
+        let mut blocks = Vec::new();
+        for h in 1..=main_len {
+            let b = main.block(grant(&main, h).into_iter().collect());
+            main.commit(&b).unwrap();
+            blocks.push(Arc::new(b));
+        }
+        // The branch: the same blocks up to the fork point, then others (another timestamp).
+        for h in 1..=fork_at + side_len {
+            let txs = if h <= fork_at {
+                grant(&side, h).into_iter().collect()
+            } else {
+                vec![]
+            };
+            if h == fork_at + 1 {
+                side.next_time_ms += 1;
+            }
+            let b = side.block(txs);
+            side.commit(&b).unwrap();
+            if h > fork_at {
+                blocks.push(Arc::new(b));
+            }
+        }
+        let mut local = TestChain::new();
+        let mut e = engine(&local);
+        e.config.lock_admin_mine_rounds = rounds;
+        let now = side.next_time_ms;
+        let mut refused = false;
+        for block in blocks {
+            let input = Input::Block {
+                block,
+                from: Some(1),
+                now,
+            };
+            for o in e.step(&local.state, &NoCache, input) {
+                match o {
+                    Output::Adopt { rollback, apply } => {
+                        for b in &rollback {
+                            local.state.apply(&b.changes.inverse()).unwrap();
+                        }
+                        for b in &apply {
+                            local.state.apply(&b.changes).unwrap();
+                        }
+                    }
+                    Output::Refused { reason, .. } => {
+                        refused |= reason.starts_with("reorg-too-deep");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (e.tip().0, refused)
+    }
+
+    #[test]
+    fn a_reorg_across_an_admin_change_older_than_lock_admin_mine_rounds_is_refused() {
+        // Block 2 granted admin; the branch forks 11 blocks below the tip (10 rounds of 1 block).
+        assert_eq!(reorg_across_a_grant(Some(2), 12, 1, 14, 10), (12, true));
+        // The same branch without the grant on the main chain replaces it.
+        assert_eq!(reorg_across_a_grant(None, 12, 1, 14, 10), (15, false));
+        // A grant above a fork point fewer than 10 rounds below the tip does not lock it.
+        assert_eq!(reorg_across_a_grant(Some(2), 8, 1, 10, 10), (11, false));
+        // 0 rounds: the lock is off.
+        assert_eq!(reorg_across_a_grant(Some(2), 12, 1, 14, 0), (15, false));
+        // A grant at or below the fork point is not "in between".
+        assert_eq!(reorg_across_a_grant(Some(2), 12, 2, 14, 10), (16, false));
     }
 
     #[test]

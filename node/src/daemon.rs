@@ -55,6 +55,10 @@ Options:
                       read its reply, or to stay idle between requests (default 30)
   -externalip=IP      address shown in nodeaddress (default 127.0.0.1)
   -bantime=S          seconds a misbehaving peer stays disconnected and refused (default 600)
+  -lockadminminerounds=N
+                      refuse a reorg whose fork point is N rounds (x the mining spacing) or
+                      more below the tip when the blocks it would undo grant or revoke admin
+                      or mine (MultiChain's lock-admin-mine-rounds; default 10, 0: off)
   -shortoutput        print only the node's address when joining
   -reindex            rebuild the state database from the block files (done by itself when
                       the database lost the chain the block files hold)
@@ -85,6 +89,8 @@ pub struct Options {
     pub externalip: Option<String>,
     /// `-bantime` (seconds).
     pub bantime: Option<u64>,
+    /// `-lockadminminerounds` (0: off).
+    pub lockadminminerounds: Option<u32>,
     /// `-reindex`: rebuild the state database from the block files before starting.
     pub reindex: bool,
     pub shortoutput: bool,
@@ -159,6 +165,13 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 }
                 "externalip" => opts.externalip = Some(need(value)?),
                 "bantime" => opts.bantime = Some(count(name, &need(value)?)? as u64),
+                "lockadminminerounds" => {
+                    let v = need(value)?;
+                    let rounds = v.parse::<u32>().map_err(|_| {
+                        format!("invalid -{name}: {v} (expected a number of rounds, 0 for off)")
+                    })?;
+                    opts.lockadminminerounds = Some(rounds);
+                }
                 "reindex" => opts.reindex = true,
                 "shortoutput" => opts.shortoutput = true,
                 "debug" => opts.debug = true,
@@ -457,6 +470,9 @@ pub async fn run(
     {
         engine_cfg.last_signed = Some(u32::from_le_bytes(arr));
     }
+    if let Some(rounds) = opts.lockadminminerounds {
+        engine_cfg.lock_admin_mine_rounds = rounds;
+    }
     let engine = Engine::new(chain.clone(), engine_cfg, recent, now_ms());
 
     // Network.
@@ -716,6 +732,28 @@ mod tests {
                 .unwrap_err()
                 .contains("unexpected")
         );
+    }
+
+    #[test]
+    fn parses_lock_admin_mine_rounds() {
+        let run = |a: &str| match parse_args(&args(a)) {
+            Ok(Command::Run(o)) => Ok(o.lockadminminerounds),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(run("energybc"), Ok(None));
+        assert_eq!(run("energybc -lockadminminerounds=3"), Ok(Some(3)));
+        assert_eq!(run("energybc -lockadminminerounds=0"), Ok(Some(0)));
+        for bad in ["-1", "x", "", "4294967296"] {
+            let e = run(&format!("energybc -lockadminminerounds={bad}")).unwrap_err();
+            assert!(e.contains("invalid -lockadminminerounds"), "{bad}: {e}");
+        }
+        assert!(
+            run("energybc -lockadminminerounds")
+                .unwrap_err()
+                .contains("needs a value")
+        );
+        assert!(USAGE.contains("-lockadminminerounds=N"));
     }
 
     #[test]
