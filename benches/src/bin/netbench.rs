@@ -604,6 +604,10 @@ fn print_summary(o: &Options, f: &Figures) {
             }
         );
         println!(
+            "  its RPC     getblockcount every 50 ms while it caught up: {} answers, median {:.1} ms, p99 {:.1}, max {:.1}",
+            s.rpc.count, s.rpc.median, s.rpc.p99, s.rpc.max
+        );
+        println!(
             "  fresh node  CPU {:.1} s, peak RSS {:.1} MB; admin CPU {:.1} s meanwhile",
             s.cpu_s,
             s.peak_rss_kb as f64 / 1024.0,

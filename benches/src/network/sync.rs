@@ -10,6 +10,7 @@
 
 use crate::cluster::{Node, PATIENCE, call, height, start_node, usage, wait_confirmed_everywhere};
 use crate::network::coins::{Coin, Signed, Wallet};
+use crate::network::latency::{Stats, stats, stats_json};
 use crate::network::load::submit_until;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -177,6 +178,9 @@ pub struct Joined {
     pub applying: Option<(f64, usize)>,
     /// From the grant until its block count equalled the admin's.
     pub catch_up_s: f64,
+    /// The fresh node's answers to `getblockcount` while it caught up (one call every 50 ms):
+    /// how long its RPC waits for the chain actor while it judges fetched blocks.
+    pub rpc: Stats,
     pub cpu_s: f64,
     pub peak_rss_kb: u64,
     pub admin_cpu_s: f64,
@@ -205,6 +209,7 @@ impl Joined {
             "applying_tx_per_s": self.applying_rate().map(r),
             "catch_up_s": r(self.catch_up_s),
             "tx_per_s": r(self.rate()),
+            "getblockcount_while_syncing": stats_json(&self.rpc),
             "fresh_node_cpu_s": r(self.cpu_s),
             "fresh_node_peak_rss_kb": self.peak_rss_kb,
             "admin_cpu_s": r(self.admin_cpu_s),
@@ -241,9 +246,9 @@ pub fn join(wattled: &Path, datadir: &Path, admin: &Node) -> Result<Joined, Stri
     )?;
     let target = height(&admin.rpc)?;
 
-    // The fresh node's actor applies a whole batch of blocks (up to 500) before it answers an
-    // RPC: long timeouts, errors are retried, and its debug.log (a line per block committed)
-    // growing counts as progress too.
+    // The fresh node's RPC waits for its chain actor, which judges fetched blocks 50 ms at a
+    // time: long timeouts all the same, errors are retried, and its debug.log (a line per block
+    // committed) growing counts as progress too.
     let mut client = fresh.rpc.clone();
     client.timeout = PATIENCE;
     let mut session = Session::new(client);
@@ -251,8 +256,12 @@ pub fn join(wattled: &Path, datadir: &Path, admin: &Node) -> Result<Joined, Stri
     let log_len = || std::fs::metadata(&log).map_or(0, |m| m.len());
     let (mut seen, mut logged, mut progress) = (0u64, log_len(), Instant::now());
     let mut last_error = String::new();
+    let mut answers = Vec::new();
     let catch_up = loop {
-        match session.call("getblockcount", json!([])) {
+        let asked = Instant::now();
+        let answer = session.call("getblockcount", json!([]));
+        answers.push(asked.elapsed());
+        match answer {
             Ok(v) => {
                 let h = v.as_u64().unwrap_or(0);
                 if h > seen {
@@ -288,6 +297,7 @@ pub fn join(wattled: &Path, datadir: &Path, admin: &Node) -> Result<Joined, Stri
             target,
         ),
         catch_up_s: catch_up,
+        rpc: stats(&answers),
         cpu_s,
         peak_rss_kb,
         admin_cpu_s,
