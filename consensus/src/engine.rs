@@ -405,23 +405,20 @@ impl Engine {
         if known {
             return;
         }
+        // A request to it is on its way: its answer is followed by a request for the rest, or
+        // for this tip if it is on another branch (asking now would fetch the same blocks
+        // twice). This holds whatever its last tip was: the request may have come from one of
+        // its gossiped blocks before we heard its tip.
+        if self.waiting_on(peer, now) {
+            return;
+        }
         let (tip_h, _) = self.tip();
-        let waiting = self.waiting_on(peer, now);
-        match previous {
-            // The same tip again: nothing to do if we have caught up, are fetching it, or the
-            // last answer for it got us nowhere.
-            Some(same)
-                if same == (height, tip)
-                    && (height <= tip_h
-                        || waiting
-                        || self.fruitless.get(&peer) == Some(&(height, tip))) =>
-            {
-                return;
-            }
-            // It grew while we fetch towards its last tip: the answer on its way is followed
-            // by a request for the rest (asking now would fetch the same blocks twice).
-            Some((before, _)) if waiting && before > tip_h && height > before => return,
-            _ => {}
+        // The same tip again: nothing to do if we have caught up, or if the last answer for it
+        // got us nowhere.
+        if previous == Some((height, tip))
+            && (height <= tip_h || self.fruitless.get(&peer) == Some(&(height, tip)))
+        {
+            return;
         }
         self.ask(peer, height, tip_h, now, out);
     }
@@ -1002,6 +999,38 @@ mod tests {
         assert_eq!(e.tip(), peer_tip);
         // Its tip is ours now: nothing to ask, however long it stays.
         assert_eq!(status(&mut e, &local, start + 10 * retry), vec![]);
+    }
+
+    #[test]
+    fn a_peer_heard_of_first_through_a_gossiped_block_is_not_asked_twice() {
+        let mut source = TestChain::new();
+        let mut blocks = Vec::new();
+        for _ in 0..5 {
+            let b = source.block(vec![]);
+            source.commit(&b).unwrap();
+            blocks.push(Arc::new(b));
+        }
+        let local = TestChain::new();
+        let mut e = engine(&local);
+        let now = source.next_time_ms;
+        // Its newest block arrives before its first status: an orphan, so we ask for blocks.
+        let input = Input::Block {
+            block: blocks[4].clone(),
+            from: Some(1),
+            now,
+        };
+        assert_eq!(
+            requests(&e.step(&local.state, &NoCache, input)),
+            vec![(1, 5)]
+        );
+        // Then its status (the first we hear of its tip): that request is on its way.
+        let input = Input::PeerTip {
+            peer: 1,
+            height: 5,
+            tip: blocks[4].header.id(&source.chain.id),
+            now: now + 10,
+        };
+        assert_eq!(requests(&e.step(&local.state, &NoCache, input)), vec![]);
     }
 
     #[test]
