@@ -40,36 +40,56 @@ fn verify_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
-/// Starts a thread that checks the signatures of `unseen` transactions of each block, in
-/// order, on `threads` cores, and sends the ids of those that pass, one message per block. It
-/// stops when the receiver is gone. `None` if the thread could not be started (the blocks are
-/// then checked as they are judged).
-fn spawn_verifier(
-    blocks: Vec<Arc<Block>>,
-    unseen: Vec<Vec<(Txid, usize)>>,
+/// A fetched block, decoded, and the ids of its transactions whose signatures passed.
+type Prepared = (Arc<Block>, Vec<Txid>);
+
+/// Fetched blocks prepared ahead of the actor, in order, at most this many at a time.
+const PREPARED_AHEAD: usize = 16;
+
+/// Starts a thread that decodes fetched `blocks` in order, checks the signatures of their
+/// transactions not in `seen` (on all cores when there are many) and sends each block with the
+/// ids that passed, at most `PREPARED_AHEAD` ahead of the actor. It stops at an undecodable
+/// block (the blocks before it may be good) or when the receiver is gone.
+fn spawn_preparer(
+    blocks: Vec<Vec<u8>>,
+    seen: crate::mempool::VerifiedSet,
     chain: Chain,
-    threads: usize,
-) -> Option<std::sync::mpsc::Receiver<Vec<Txid>>> {
-    let (done, results) = std::sync::mpsc::channel::<Vec<Txid>>();
-    let spawned = std::thread::Builder::new()
-        .name("wattle-verify".into())
+    peer: PeerId,
+) -> std::io::Result<std::sync::mpsc::Receiver<Prepared>> {
+    let (send, prepared) = std::sync::mpsc::sync_channel::<Prepared>(PREPARED_AHEAD);
+    std::thread::Builder::new()
+        .name("wattle-fetched".into())
         .spawn(move || {
-            for (block, list) in blocks.iter().zip(&unseen) {
-                let list: Vec<(Txid, &Transaction)> =
-                    list.iter().map(|(id, i)| (*id, &block.txs[*i])).collect();
-                let ok = crate::mempool::verify_in_parallel(&list, &chain, threads);
-                if done.send(ok).is_err() {
+            use wattle_ledger::apply::SignatureCache;
+            let limit = chain.params.maximum_block_size as usize;
+            let threads = verify_threads();
+            for bytes in blocks {
+                let block = match codec::decode_with_limit::<Block>(&bytes, limit) {
+                    Ok(block) => block,
+                    Err(e) => {
+                        tracing::warn!(%peer, "peer sent an undecodable block: {e}");
+                        return;
+                    }
+                };
+                let unseen: Vec<(Txid, &Transaction)> = block
+                    .txs
+                    .iter()
+                    .map(|t| (t.txid(), t))
+                    .filter(|(id, _)| !seen.contains(id))
+                    .collect();
+                let threads = if unseen.len() >= MIN_UNSEEN {
+                    threads
+                } else {
+                    1
+                };
+                let passed = crate::mempool::verify_in_parallel(&unseen, &chain, threads);
+                drop(unseen);
+                if send.send((Arc::new(block), passed)).is_err() {
                     return;
                 }
             }
-        });
-    match spawned {
-        Ok(_) => Some(results),
-        Err(e) => {
-            tracing::warn!("signature checks of fetched blocks not started ahead: {e}");
-            None
-        }
-    }
+        })?;
+    Ok(prepared)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -194,11 +214,10 @@ pub struct NodeState {
 struct Fetched {
     peer: PeerId,
     handle: u64,
-    blocks: VecDeque<Arc<Block>>,
-    /// The ids of each block's transactions whose signatures passed, one message per block in
-    /// order, from the verifier thread working ahead; `None` when the blocks are checked as they
-    /// are judged.
-    verified: Option<std::sync::mpsc::Receiver<Vec<Txid>>>,
+    /// The blocks, decoded and their signatures checked by a thread working ahead.
+    prepared: std::sync::mpsc::Receiver<Prepared>,
+    /// Blocks of the answer not judged yet.
+    left: usize,
     /// Whether the engine counts a request to the peer as on its way because of this answer
     /// (`Engine::judging`), rather than because judging it asked for more.
     held: bool,
@@ -756,41 +775,31 @@ impl NodeState {
         }
     }
 
-    /// Blocks fetched by a sync request: decoded and queued, to be judged in order by
-    /// `judge_fetched`. With several cores and many unseen transactions, their signatures are
-    /// checked in a pipeline: a verifier thread (itself on all cores) works on the blocks ahead
+    /// Blocks fetched by a sync request: queued, to be judged in order by `judge_fetched`. A
+    /// thread decodes them and checks their signatures (itself on all cores) a few blocks ahead
     /// while this actor judges and stores the one before, so that the store writes and state
-    /// reads overlap the signature checks.
+    /// reads overlap the signature checks, and the actor is never busy with a whole answer.
     pub fn on_blocks(&mut self, peer: PeerId, blocks: Vec<Vec<u8>>) {
         let Some(handle) = self.peers.get(&peer).map(|p| p.handle) else {
             return;
         };
         self.engine.answered(handle);
         let (received, count) = (Instant::now(), blocks.len());
-        let limit = self.chain.params.maximum_block_size as usize;
-        let mut decoded = Vec::with_capacity(blocks.len());
-        for bytes in blocks {
-            match codec::decode_with_limit::<Block>(&bytes, limit) {
-                Ok(block) => decoded.push(Arc::new(block)),
-                Err(e) => {
-                    // The blocks before it are still judged: they may be good.
-                    tracing::warn!(%peer, "peer sent an undecodable block: {e}");
-                    break;
-                }
+        let seen = self.mempool.verified.clone();
+        let prepared = match spawn_preparer(blocks, seen, self.chain.clone(), peer) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // As a failed request: the peer's tip is asked for again at its next status.
+                tracing::warn!(%peer, "fetched blocks dropped: no thread to decode them: {e}");
+                return;
             }
-        }
-        let threads = verify_threads();
-        let unseen: Vec<Vec<(Txid, usize)>> = decoded.iter().map(|b| self.unseen(b)).collect();
-        let total: usize = unseen.iter().map(Vec::len).sum();
-        let verified = (threads >= 2 && total >= MIN_UNSEEN)
-            .then(|| spawn_verifier(decoded.clone(), unseen, self.chain.clone(), threads))
-            .flatten();
+        };
         let held = self.engine.judging(handle, now_ms());
         self.fetched.push_back(Fetched {
             peer,
             handle,
-            blocks: decoded.into(),
-            verified,
+            prepared,
+            left: count,
             held,
             received,
             from: self.height(),
@@ -816,21 +825,25 @@ impl NodeState {
                 f.held = false;
             }
             let handle = f.handle;
-            if let Some(block) = f.blocks.pop_front() {
-                let passed = f.verified.as_ref().map(|rx| rx.recv().unwrap_or_default());
-                for txid in passed.into_iter().flatten() {
-                    self.mempool.verified.insert(txid);
+            // Waits for the thread working ahead; it ends early at an undecodable block.
+            match f.prepared.recv() {
+                Ok((block, passed)) => {
+                    f.left = f.left.saturating_sub(1);
+                    for txid in passed {
+                        self.mempool.verified.insert(txid);
+                    }
+                    self.step(Input::Block {
+                        block,
+                        from: Some(handle),
+                        now: now_ms(),
+                    });
                 }
-                self.step(Input::Block {
-                    block,
-                    from: Some(handle),
-                    now: now_ms(),
-                });
+                Err(_) => f.left = 0,
             }
             let Some(f) = self.fetched.front_mut() else {
                 break;
             };
-            if f.blocks.is_empty() {
+            if f.left == 0 {
                 self.finish_fetched();
             } else if deadline.is_some_and(|d| Instant::now() >= d) {
                 f.held = self.engine.judging(f.handle, now_ms());
@@ -1030,7 +1043,15 @@ impl ChainActor {
                 },
                 // Fetched blocks, a slice at a time: whatever else is ready is handled between.
                 _ = std::future::ready(()), if self.state.has_fetched() => {
+                    // RPC calls that wait go first: an answer's slices take seconds in all.
+                    while !self.state.stop_requested && self.state.fatal.is_none() {
+                        let Ok(job) = self.jobs.try_recv() else { break };
+                        job(&mut self.state);
+                    }
                     self.state.judge_fetched(FETCHED_SLICE);
+                    // This branch is always ready: without a yield, tasks woken on this worker
+                    // (an RPC call's reply, say) would wait until the whole answer is judged.
+                    tokio::task::yield_now().await;
                 }
                 Some(internal) = internal_rx.recv() => match internal {
                     Internal::Status(peer, height, tip) => self.state.on_status(peer, height, tip),

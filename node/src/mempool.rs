@@ -33,7 +33,7 @@ pub enum MempoolError {
 }
 
 /// Transactions whose signatures were checked on this node (bounded; cleared when full).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct VerifiedSet {
     set: HashSet<Txid>,
 }
