@@ -61,7 +61,9 @@ and runs the phases asked for, by default the first three, in this order:
                 a fresh node that joins through the admin's seed, grants it, and times it until
                 its block count equals the admin's. Printed: the chain (transactions, blocks, MB),
                 time to catch up after the grant, tx/s, the time between its first and last block
-                commit in its debug.log, and its CPU and peak RSS.
+                commit in its debug.log, and its CPU and peak RSS; and how long its answers to
+                getblockcount (one call every 50 ms) took meanwhile (NETBENCH_TRACE_RPC=1: each
+                call's time, to stderr).
 
 Options:
   --nodes N         number of nodes, admin included (default 3)

@@ -257,10 +257,19 @@ pub fn join(wattled: &Path, datadir: &Path, admin: &Node) -> Result<Joined, Stri
     let (mut seen, mut logged, mut progress) = (0u64, log_len(), Instant::now());
     let mut last_error = String::new();
     let mut answers = Vec::new();
+    let trace = std::env::var_os("NETBENCH_TRACE_RPC").is_some();
     let catch_up = loop {
         let asked = Instant::now();
         let answer = session.call("getblockcount", json!([]));
-        answers.push(asked.elapsed());
+        let took = asked.elapsed();
+        answers.push(took);
+        if trace {
+            let at = asked.duration_since(granted).as_secs_f64();
+            eprintln!(
+                "getblockcount at {at:.3} s: {:.1} ms",
+                took.as_secs_f64() * 1e3
+            );
+        }
         match answer {
             Ok(v) => {
                 let h = v.as_u64().unwrap_or(0);
