@@ -297,6 +297,26 @@ impl Engine {
         true
     }
 
+    /// Asks `peer` for the blocks above `above` — the last height of an answer that is about
+    /// to be judged — if its tip is higher and no request to it is on its way, so that the
+    /// next answer travels while this one is judged. If this answer does not lead where it
+    /// seemed (a fork), the next one is useless and the peer's tip is asked for as usual
+    /// once both are judged.
+    pub fn prefetch(&mut self, peer: PeerId, above: u32, now: u64) -> Vec<Output> {
+        let Some(&(height, _)) = self.peer_tips.get(&peer) else {
+            return Vec::new();
+        };
+        if height <= above || self.waiting_on(peer, now) {
+            return Vec::new();
+        }
+        self.asked.insert(peer, now);
+        vec![Output::RequestBlocks {
+            peer,
+            from_height: above + 1,
+            count: (height - above).min(self.config.sync_batch),
+        }]
+    }
+
     /// The blocks `peer` sent were judged; `progressed`: they moved our tip. If they did not,
     /// its current tip is not asked for again (it would bring the same blocks).
     pub fn judged(&mut self, peer: PeerId, progressed: bool) {
@@ -1031,6 +1051,33 @@ mod tests {
             now: now + 10,
         };
         assert_eq!(requests(&e.step(&local.state, &NoCache, input)), vec![]);
+    }
+
+    #[test]
+    fn the_blocks_after_an_answer_are_prefetched_once_while_it_is_judged() {
+        let t = TestChain::new();
+        let mut e = engine(&t);
+        let now = t.next_time_ms;
+        // Not before we know the peer's tip.
+        assert_eq!(requests(&e.prefetch(1, 10, now)), vec![]);
+        let input = Input::PeerTip {
+            peer: 1,
+            height: 1_200,
+            tip: Hash256([5; 32]),
+            now,
+        };
+        assert_eq!(requests(&e.step(&t.state, &NoCache, input)), vec![(1, 500)]);
+        // Its answer came with blocks 1 to 300: 301 onwards, at most a batch.
+        e.answered(1);
+        assert_eq!(requests(&e.prefetch(1, 300, now)), vec![(301, 500)]);
+        // That request is on its way: no second one, however the answers are split.
+        assert_eq!(requests(&e.prefetch(1, 300, now + 1)), vec![]);
+        assert_eq!(requests(&e.prefetch(1, 800, now + 2)), vec![]);
+        e.answered(1);
+        assert_eq!(requests(&e.prefetch(1, 1_100, now + 3)), vec![(1_101, 100)]);
+        // Nothing above the peer's tip.
+        e.answered(1);
+        assert_eq!(requests(&e.prefetch(1, 1_200, now + 4)), vec![]);
     }
 
     #[test]

@@ -207,6 +207,8 @@ pub struct NodeState {
     inputs: VecDeque<Input>,
     /// Fetched answers waiting to be judged, oldest first (`judge_fetched`).
     fetched: VecDeque<Fetched>,
+    /// The first height of the last block request to each peer (an answer's blocks follow it).
+    requested: HashMap<PeerId, u32>,
 }
 
 /// A fetched answer, judged a slice at a time so that the actor answers RPC calls and peers
@@ -218,6 +220,8 @@ struct Fetched {
     prepared: std::sync::mpsc::Receiver<Prepared>,
     /// Blocks of the answer not judged yet.
     left: usize,
+    /// The height of its last block, if it holds the blocks asked for.
+    last: Option<u32>,
     /// Whether the engine counts a request to the peer as on its way because of this answer
     /// (`Engine::judging`), rather than because judging it asked for more.
     held: bool,
@@ -259,6 +263,7 @@ impl NodeState {
             gossip_blocks: HashMap::new(),
             inputs: VecDeque::new(),
             fetched: VecDeque::new(),
+            requested: HashMap::new(),
         }
     }
 
@@ -320,6 +325,7 @@ impl NodeState {
                 count,
             } => {
                 if let Some(p) = self.peer_by_handle.get(&peer) {
+                    self.requested.insert(*p, from_height);
                     self.outbox
                         .push(Action::RequestBlocks(*p, from_height, count));
                 }
@@ -612,6 +618,7 @@ impl NodeState {
                 inbound,
             } => self.on_peer_connected(peer, address, inbound),
             NetEvent::PeerDisconnected { peer } => {
+                self.requested.remove(&peer);
                 if let Some(p) = self.peers.remove(&peer) {
                     self.peer_by_handle.remove(&p.handle);
                 }
@@ -785,6 +792,11 @@ impl NodeState {
         };
         self.engine.answered(handle);
         let (received, count) = (Instant::now(), blocks.len());
+        let last = self
+            .requested
+            .remove(&peer)
+            .filter(|_| count > 0)
+            .and_then(|from| from.checked_add(count as u32 - 1));
         let seen = self.mempool.verified.clone();
         let prepared = match spawn_preparer(blocks, seen, self.chain.clone(), peer) {
             Ok(prepared) => prepared,
@@ -794,12 +806,18 @@ impl NodeState {
                 return;
             }
         };
+        if self.fetched.is_empty()
+            && let Some(last) = last
+        {
+            self.prefetch(handle, last);
+        }
         let held = self.engine.judging(handle, now_ms());
         self.fetched.push_back(Fetched {
             peer,
             handle,
             prepared,
             left: count,
+            last,
             held,
             received,
             from: self.height(),
@@ -843,10 +861,15 @@ impl NodeState {
             let Some(f) = self.fetched.front_mut() else {
                 break;
             };
-            if f.left == 0 {
+            let finished = f.left == 0;
+            if finished {
+                // The next answer, if any, is held by `finish_fetched`.
                 self.finish_fetched();
-            } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                f.held = self.engine.judging(f.handle, now_ms());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                if !finished && let Some(f) = self.fetched.front_mut() {
+                    f.held = self.engine.judging(f.handle, now_ms());
+                }
                 return;
             }
         }
@@ -859,6 +882,19 @@ impl NodeState {
         };
         let progressed = self.engine.tip().1 != f.tip_before;
         self.engine.judged(f.handle, progressed);
+        // The next answer is judged now: ask for the one after it meanwhile.
+        if let Some(next) = self.fetched.front_mut()
+            && let Some(last) = next.last
+        {
+            let handle = next.handle;
+            if next.held {
+                self.engine.answered(handle);
+            }
+            self.prefetch(handle, last);
+            if let Some(next) = self.fetched.front_mut() {
+                next.held = self.engine.judging(handle, now_ms());
+            }
+        }
         tracing::info!(
             peer = %f.peer,
             blocks = f.count,
@@ -880,8 +916,16 @@ impl NodeState {
         }
     }
 
+    /// Asks the peer behind `handle` for the blocks above `last` (see `Engine::prefetch`).
+    fn prefetch(&mut self, handle: u64, last: u32) {
+        for output in self.engine.prefetch(handle, last, now_ms()) {
+            self.execute(output);
+        }
+    }
+
     /// A block request to `peer` brought nothing: it may be asked again at its next status.
     pub fn on_no_blocks(&mut self, peer: PeerId) {
+        self.requested.remove(&peer);
         if let Some(p) = self.peers.get(&peer) {
             self.engine.answered(p.handle);
         }

@@ -261,7 +261,7 @@ fn a_peer_behind_us_on_our_chain_is_not_asked_for_blocks() {
 }
 
 #[test]
-fn a_fetched_answer_is_judged_a_slice_at_a_time_and_its_peer_is_not_asked_again_meanwhile() {
+fn a_fetched_answer_is_judged_a_slice_at_a_time_while_the_next_one_travels() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = TestChain::new();
     let mut blocks = Vec::new();
@@ -275,18 +275,23 @@ fn a_fetched_answer_is_judged_a_slice_at_a_time_and_its_peer_is_not_asked_again_
     let tip40 = blocks[39].header.id(&t.chain.id);
     state.on_status(peer, 40, tip40);
     assert_eq!(block_requests(&mut state), vec![(1, 40)]);
+    let answer = |range: std::ops::Range<usize>| -> Vec<Vec<u8>> {
+        blocks[range].iter().map(Block::encode).collect()
+    };
 
-    // The answer (cut at 30 blocks, as a size limit would) is queued, not judged on arrival.
-    state.on_blocks(peer, blocks[..30].iter().map(Block::encode).collect());
+    // The answer (cut at 20 blocks, as a size limit would) is queued, not judged on arrival,
+    // and the blocks after it are asked for at once, to travel while it is judged.
+    state.on_blocks(peer, answer(0..20));
     assert!(state.has_fetched());
     assert_eq!(state.height(), 0);
+    assert_eq!(block_requests(&mut state), vec![(21, 20)]);
     // A slice that has used up its time still judges one block.
     state.judge_fetched(Duration::ZERO);
     assert_eq!(state.height(), 1);
     assert_eq!(state.store.tip().unwrap().unwrap().height, 1);
 
     // Between slices, neither the peer's tip again nor its next block (gossiped: an orphan to
-    // us) asks for the blocks that are already here.
+    // us) asks for blocks: they are here or on their way.
     state.on_status(peer, 40, tip40);
     state.step(Input::Block {
         block: Arc::new(blocks[40].clone()),
@@ -297,18 +302,27 @@ fn a_fetched_answer_is_judged_a_slice_at_a_time_and_its_peer_is_not_asked_again_
     state.on_status(peer, 41, id41);
     assert_eq!(block_requests(&mut state), vec![]);
 
+    // The second answer arrives while the first is judged: queued behind it, nothing asked.
+    state.on_blocks(peer, answer(20..40));
+    assert_eq!(block_requests(&mut state), vec![]);
     let mut slices = 1;
+    while state.height() < 20 {
+        state.judge_fetched(Duration::ZERO);
+        slices += 1;
+    }
+    assert_eq!(slices, 20);
+    // The first answer judged, the one after the second is asked for.
+    assert_eq!(block_requests(&mut state), vec![(41, 1)]);
     while state.has_fetched() {
         state.judge_fetched(Duration::ZERO);
         slices += 1;
     }
-    assert_eq!(slices, 30);
-    assert_eq!(state.height(), 30);
-    // The answer judged, the rest of the peer's chain is asked for at once.
-    assert_eq!(block_requests(&mut state), vec![(31, 11)]);
-    state.on_blocks(peer, blocks[30..40].iter().map(Block::encode).collect());
-    state.judge_fetched(Duration::MAX);
+    assert_eq!(slices, 40);
     // The held gossiped block joined the chain as soon as its parent came.
+    assert_eq!(state.height(), 41);
+    // Its answer brings a block we have by now: nothing changes, nothing more is asked.
+    state.on_blocks(peer, answer(40..41));
+    state.judge_fetched(Duration::MAX);
     assert_eq!(state.height(), 41);
     assert!(!state.has_fetched());
     assert_eq!(block_requests(&mut state), vec![]);
