@@ -946,6 +946,18 @@ mod tests {
         )
     }
 
+    /// A chain of `n` empty blocks on the test genesis, and its blocks.
+    fn empty_blocks(n: usize) -> (TestChain, Vec<Arc<Block>>) {
+        let mut source = TestChain::new();
+        let mut blocks = Vec::new();
+        for _ in 0..n {
+            let b = source.block(vec![]);
+            source.commit(&b).unwrap();
+            blocks.push(Arc::new(b));
+        }
+        (source, blocks)
+    }
+
     /// The `RequestBlocks` in `out`, as (from_height, count).
     fn requests(out: &[Output]) -> Vec<(u32, u32)> {
         out.iter()
@@ -961,13 +973,7 @@ mod tests {
     #[test]
     fn a_node_batches_behind_a_quiet_peer_keeps_asking_until_it_has_its_tip() {
         // The peer has 5 blocks and makes no more; one request brings at most 2.
-        let mut source = TestChain::new();
-        let mut blocks = Vec::new();
-        for _ in 0..5 {
-            let b = source.block(vec![]);
-            source.commit(&b).unwrap();
-            blocks.push(Arc::new(b));
-        }
+        let (source, blocks) = empty_blocks(5);
         let peer_tip = (5, blocks[4].header.id(&source.chain.id));
         let mut local = TestChain::new();
         let mut e = engine(&local);
@@ -1023,13 +1029,7 @@ mod tests {
 
     #[test]
     fn a_peer_heard_of_first_through_a_gossiped_block_is_not_asked_twice() {
-        let mut source = TestChain::new();
-        let mut blocks = Vec::new();
-        for _ in 0..5 {
-            let b = source.block(vec![]);
-            source.commit(&b).unwrap();
-            blocks.push(Arc::new(b));
-        }
+        let (source, blocks) = empty_blocks(5);
         let local = TestChain::new();
         let mut e = engine(&local);
         let now = source.next_time_ms;
@@ -1115,13 +1115,7 @@ mod tests {
 
     #[test]
     fn a_peer_tip_that_grows_while_we_fetch_is_not_fetched_twice() {
-        let mut source = TestChain::new();
-        let mut blocks = Vec::new();
-        for _ in 0..6 {
-            let b = source.block(vec![]);
-            source.commit(&b).unwrap();
-            blocks.push(Arc::new(b));
-        }
+        let (source, blocks) = empty_blocks(6);
         let tip_at = |h: usize| (h as u32, blocks[h - 1].header.id(&source.chain.id));
         let local = TestChain::new();
         let mut e = engine(&local);
