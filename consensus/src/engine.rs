@@ -606,26 +606,20 @@ impl Engine {
             return false;
         };
         let (tip_h, _) = self.tip();
-        if tip_h - fork_h > self.config.max_reorg_depth {
-            out.push(Output::Refused {
-                id,
-                reason: format!("fork point {fork_h} is deeper than max-reorg-depth"),
-            });
-            out.push(Output::Verdict {
-                id,
-                from,
-                verdict: Verdict::Ignore,
-                reason: Some("reorg too deep".into()),
-            });
-            return false;
-        }
-        if let Some(reason) = self.locked_by_admin_or_mine_change(view, fork_h) {
+        let refusal = if tip_h - fork_h > self.config.max_reorg_depth {
+            Some(format!(
+                "fork point {fork_h} is deeper than max-reorg-depth"
+            ))
+        } else {
+            self.locked_by_admin_or_mine_change(view, fork_h)
+        };
+        if let Some(reason) = refusal {
             out.push(Output::Refused { id, reason });
             out.push(Output::Verdict {
                 id,
                 from,
                 verdict: Verdict::Ignore,
-                reason: Some("reorg-too-deep".into()),
+                reason: Some("reorg too deep".into()),
             });
             return false;
         }

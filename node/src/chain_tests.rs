@@ -222,6 +222,18 @@ fn fetch(state: &mut NodeState, peer: PeerId, blocks: Vec<Vec<u8>>) {
     }
 }
 
+/// A chain of `n` empty blocks on the test genesis, and its blocks.
+fn empty_blocks(n: usize) -> (TestChain, Vec<Block>) {
+    let mut t = TestChain::new();
+    let mut blocks = Vec::new();
+    for _ in 0..n {
+        let b = t.block(vec![]);
+        t.commit(&b).unwrap();
+        blocks.push(b);
+    }
+    (t, blocks)
+}
+
 /// The blocks fetched requests asked for since the outbox was last emptied.
 fn block_requests(state: &mut NodeState) -> Vec<(u32, u32)> {
     std::mem::take(&mut state.outbox)
@@ -237,13 +249,7 @@ fn block_requests(state: &mut NodeState) -> Vec<(u32, u32)> {
 fn a_peer_behind_us_on_our_chain_is_not_asked_for_blocks() {
     // More blocks than the engine keeps in memory (its reorg depth, 1,000).
     let dir = tempfile::tempdir().unwrap();
-    let mut t = TestChain::new();
-    let mut blocks = Vec::new();
-    for _ in 0..1_010 {
-        let b = t.block(vec![]);
-        t.commit(&b).unwrap();
-        blocks.push(b);
-    }
+    let (t, blocks) = empty_blocks(1_010);
     let (mut state, peer) = node(&t, dir.path());
     state.peer_by_handle.insert(1, peer);
     for chunk in blocks.chunks(500) {
@@ -263,13 +269,7 @@ fn a_peer_behind_us_on_our_chain_is_not_asked_for_blocks() {
 #[test]
 fn a_fetched_answer_is_judged_a_slice_at_a_time_while_the_next_one_travels() {
     let dir = tempfile::tempdir().unwrap();
-    let mut t = TestChain::new();
-    let mut blocks = Vec::new();
-    for _ in 0..41 {
-        let b = t.block(vec![]);
-        t.commit(&b).unwrap();
-        blocks.push(b);
-    }
+    let (t, blocks) = empty_blocks(41);
     let (mut state, peer) = node(&t, dir.path());
     state.peer_by_handle.insert(1, peer);
     let tip40 = blocks[39].header.id(&t.chain.id);
